@@ -1,0 +1,11 @@
+//! SeaORM entities, one file per table.
+
+pub mod audit_log;
+pub mod closure;
+pub mod practitioner;
+pub mod practitioner_service;
+pub mod service;
+pub mod staff_session;
+pub mod staff_user;
+pub mod time_off;
+pub mod working_hours;

@@ -1,0 +1,22 @@
+//! Database migrations for Frontdesk, one change per file, shared by SQLite and PostgreSQL.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_create_catalogue;
+mod m20261126_000002_create_schedule;
+mod m20261126_000003_create_staff_access;
+mod m20261126_000004_create_audit_log;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261126_000001_create_catalogue::Migration),
+            Box::new(m20261126_000002_create_schedule::Migration),
+            Box::new(m20261126_000003_create_staff_access::Migration),
+            Box::new(m20261126_000004_create_audit_log::Migration),
+        ]
+    }
+}

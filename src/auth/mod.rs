@@ -1,0 +1,4 @@
+//! Staff authentication: argon2id password hashes and opaque, hashed session tokens.
+
+pub mod password;
+pub mod token;

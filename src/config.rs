@@ -1,0 +1,351 @@
+//! Typed, validated settings: `config/default.toml`, then `config/{FRONTDESK_ENV}.toml`, then
+//! `FRONTDESK__SECTION__KEY` environment variables. Invalid values stop start-up with one line.
+
+use std::path::{Path, PathBuf};
+
+use chrono_tz::Tz;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// A configuration problem, naming the key it is about.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: &str, message: impl Into<String>) -> Self {
+        Self {
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// The environment name the settings were loaded for (`development`, `test`, `production`).
+    #[serde(default)]
+    pub environment: String,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub clinic: ClinicSettings,
+    pub policy: PolicySettings,
+    pub booking: BookingSettings,
+    pub rate_limit: RateLimitSettings,
+    pub auth: AuthSettings,
+    pub email: EmailSettings,
+    pub demo: DemoSettings,
+    #[serde(default)]
+    pub bootstrap: BootstrapSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub public_url: String,
+    pub body_limit_kb: usize,
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: String,
+    /// Pool size; when unset, 8 on PostgreSQL and 4 on SQLite (one writer at a time anyway).
+    #[serde(default)]
+    pub max_connections: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClinicSettings {
+    pub name: String,
+    pub phone: String,
+    pub email: String,
+    pub address: String,
+    pub time_zone: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct PolicySettings {
+    pub min_notice_minutes: u32,
+    pub max_advance_days: u32,
+    pub cancel_notice_hours: u32,
+    pub reschedule_notice_hours: u32,
+    pub slot_step_minutes: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BookingSettings {
+    pub max_active_per_patient: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    pub bookings_per_minute: u32,
+    pub enquiries_per_minute: u32,
+    pub login_per_minute: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    pub session_hours: u32,
+    pub lockout_threshold: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmailTransportKind {
+    Smtp,
+    File,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EmailSettings {
+    pub transport: EmailTransportKind,
+    pub file_dir: PathBuf,
+    pub from: String,
+    pub staff_inbox: String,
+    pub reminder_hours_before: u32,
+    pub smtp: SmtpSettings,
+    pub outbox: OutboxSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SmtpSettings {
+    #[serde(default)]
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<SecretString>,
+    pub timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OutboxSettings {
+    pub poll_interval_ms: u64,
+    pub max_attempts: u32,
+    pub backoff_base_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DemoSettings {
+    pub seed: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct BootstrapSettings {
+    #[serde(default)]
+    pub admin_email: Option<String>,
+    #[serde(default)]
+    pub admin_password: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl Settings {
+    /// Loads settings for `FRONTDESK_ENV` (default `development`) from `config_dir` and the
+    /// process environment.
+    pub fn load(config_dir: &Path) -> Result<Settings, ConfigError> {
+        let environment =
+            std::env::var("FRONTDESK_ENV").unwrap_or_else(|_| "development".to_string());
+        Self::load_for(config_dir, &environment)
+    }
+
+    /// Loads settings for a named environment.
+    pub fn load_for(config_dir: &Path, environment: &str) -> Result<Settings, ConfigError> {
+        let default_file = config_dir.join("default.toml");
+        if !default_file.exists() {
+            return Err(ConfigError::new(
+                "config_dir",
+                format!("{} not found", default_file.display()),
+            ));
+        }
+        let layered = config::Config::builder()
+            .add_source(config::File::from(default_file))
+            .add_source(
+                config::File::from(config_dir.join(format!("{environment}.toml"))).required(false),
+            )
+            .add_source(
+                config::Environment::with_prefix("FRONTDESK")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("server.cors_origins"),
+            )
+            .set_override("environment", environment)
+            .map_err(|e| ConfigError::new("environment", e.to_string()))?
+            .build()
+            .map_err(config_error)?;
+        let settings: Settings = layered.try_deserialize().map_err(config_error)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.environment == "production"
+    }
+
+    /// The clinic's time zone; validated at load time.
+    pub fn time_zone(&self) -> Tz {
+        self.clinic.time_zone.parse().unwrap_or(chrono_tz::UTC)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.clinic.time_zone.parse::<Tz>().is_err() {
+            return Err(ConfigError::new(
+                "clinic.time_zone",
+                format!("unknown time zone {:?}", self.clinic.time_zone),
+            ));
+        }
+        let db = &self.database.url;
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+            || url::Url::parse(db).is_err()
+        {
+            return Err(ConfigError::new(
+                "database.url",
+                "expected sqlite://<path> or postgres://<user>@<host>/<database>",
+            ));
+        }
+        match url::Url::parse(&self.server.public_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            _ => {
+                return Err(ConfigError::new(
+                    "server.public_url",
+                    "expected an http(s) URL",
+                ));
+            }
+        }
+        if self.server.body_limit_kb == 0 {
+            return Err(ConfigError::new("server.body_limit_kb", "must be positive"));
+        }
+        let step = self.policy.slot_step_minutes;
+        if step == 0 || step > 240 {
+            return Err(ConfigError::new(
+                "policy.slot_step_minutes",
+                "must be between 1 and 240",
+            ));
+        }
+        if self.policy.max_advance_days == 0 || self.policy.max_advance_days > 730 {
+            return Err(ConfigError::new(
+                "policy.max_advance_days",
+                "must be between 1 and 730",
+            ));
+        }
+        if self.auth.session_hours == 0 {
+            return Err(ConfigError::new("auth.session_hours", "must be positive"));
+        }
+        for (key, value) in [
+            (
+                "rate_limit.bookings_per_minute",
+                self.rate_limit.bookings_per_minute,
+            ),
+            (
+                "rate_limit.enquiries_per_minute",
+                self.rate_limit.enquiries_per_minute,
+            ),
+            (
+                "rate_limit.login_per_minute",
+                self.rate_limit.login_per_minute,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(key, "must be positive"));
+            }
+        }
+        if self.email.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(ConfigError::new(
+                "email.from",
+                "expected a mailbox such as \"Clinic <bookings@example.com>\"",
+            ));
+        }
+        if self
+            .email
+            .staff_inbox
+            .parse::<lettre::message::Mailbox>()
+            .is_err()
+        {
+            return Err(ConfigError::new(
+                "email.staff_inbox",
+                "expected an email address",
+            ));
+        }
+        if self.is_production() {
+            if self.email.transport != EmailTransportKind::Smtp {
+                return Err(ConfigError::new(
+                    "email.transport",
+                    "production requires smtp",
+                ));
+            }
+            if self.email.smtp.host.trim().is_empty() {
+                return Err(ConfigError::new(
+                    "email.smtp.host",
+                    "production requires an SMTP host",
+                ));
+            }
+        }
+        if self.email.outbox.max_attempts == 0 {
+            return Err(ConfigError::new(
+                "email.outbox.max_attempts",
+                "must be positive",
+            ));
+        }
+        if let (Some(email), None) = (&self.bootstrap.admin_email, &self.bootstrap.admin_password) {
+            if !email.is_empty() && self.is_production() {
+                return Err(ConfigError::new(
+                    "bootstrap.admin_password",
+                    "required with bootstrap.admin_email in production",
+                ));
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(ConfigError::new(
+                "log.level",
+                "expected a level such as info or debug",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The config crate names the key in its messages ("… for key `server.port`"); keep that.
+fn config_error(e: config::ConfigError) -> ConfigError {
+    let text = e.to_string();
+    let key = text
+        .split("key `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .unwrap_or("configuration")
+        .to_string();
+    ConfigError { key, message: text }
+}

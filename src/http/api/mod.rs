@@ -1,0 +1,66 @@
+//! The operations of the HTTP API, one file per area. Handlers parse input into domain types,
+//! call the domain and store layers, and map results to response objects.
+
+pub mod auth;
+pub mod catalogue;
+pub mod clinic;
+pub mod ops;
+pub mod staff_practitioners;
+pub mod staff_schedule;
+pub mod staff_services;
+pub mod staff_users;
+
+use std::sync::Arc;
+
+use poem_openapi::Tags;
+use uuid::Uuid;
+
+use crate::state::AppState;
+
+use super::problem::{ApiError, ApiResult};
+
+#[derive(Tags)]
+pub enum ApiTags {
+    /// The clinic, its services and its team, as patients see them.
+    Catalogue,
+    /// Staff sign-in.
+    Auth,
+    /// Staff management of services and practitioners.
+    StaffCatalogue,
+    /// Staff management of working hours, time off and closures.
+    StaffSchedule,
+    /// Staff accounts and the audit log (admin).
+    StaffAdmin,
+    /// Health and metrics.
+    Operations,
+}
+
+pub type Apis = (
+    ops::OpsApi,
+    clinic::ClinicApi,
+    catalogue::CatalogueApi,
+    auth::AuthApi,
+    staff_services::StaffServicesApi,
+    staff_practitioners::StaffPractitionersApi,
+    staff_schedule::StaffScheduleApi,
+    staff_users::StaffUsersApi,
+);
+
+pub fn apis(state: &Arc<AppState>) -> Apis {
+    let s = || state.clone();
+    (
+        ops::OpsApi { state: s() },
+        clinic::ClinicApi { state: s() },
+        catalogue::CatalogueApi { state: s() },
+        auth::AuthApi { state: s() },
+        staff_services::StaffServicesApi { state: s() },
+        staff_practitioners::StaffPractitionersApi { state: s() },
+        staff_schedule::StaffScheduleApi { state: s() },
+        staff_users::StaffUsersApi { state: s() },
+    )
+}
+
+/// Parses an id from a path; anything that is not a UUID cannot name a `what`, so 404.
+pub fn path_id(raw: &str, what: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found(what))
+}

@@ -1,0 +1,55 @@
+//! HTTP: the route tree, OpenAPI document, middleware, and the mapping of every error to
+//! `application/problem+json`.
+
+pub mod api;
+pub mod middleware;
+pub mod pagination;
+pub mod problem;
+pub mod rate_limit;
+pub mod security;
+
+use std::sync::Arc;
+
+use poem::{Endpoint, EndpointExt, IntoResponse, Route, get, handler, middleware::Cors, web::Data};
+use poem_openapi::OpenApiService;
+
+use crate::state::AppState;
+
+pub const API_TITLE: &str = "Frontdesk";
+
+/// Builds the OpenAPI service (all operations), shared by the server and `openapi.json`.
+pub fn openapi(state: &Arc<AppState>) -> OpenApiService<api::Apis, ()> {
+    OpenApiService::new(api::apis(state), API_TITLE, env!("CARGO_PKG_VERSION"))
+        .description(
+            "Booking and enquiry backend of a physiotherapy and fitness clinic. Errors are \
+             RFC 9457 problem documents with a stable `code`.",
+        )
+        .server(state.settings.server.public_url.clone())
+}
+
+/// The whole application as one endpoint.
+pub fn app(state: Arc<AppState>) -> impl Endpoint {
+    let service = openapi(&state);
+    let docs = service.swagger_ui();
+    let spec = service.spec();
+    let cors_origins = state.settings.server.cors_origins.clone();
+    let route = Route::new()
+        .nest("/", service)
+        .nest("/docs", docs)
+        .at("/openapi.json", get(openapi_json).data(Arc::new(spec)));
+    let cors = cors_origins.iter().fold(Cors::new(), |cors, origin| {
+        cors.allow_origin(origin.as_str())
+    });
+    route
+        .with_if(!cors_origins.is_empty(), cors)
+        .data(state.clone())
+        .around(move |next, req| middleware::request_context(next, req, state.clone()))
+}
+
+#[handler]
+fn openapi_json(spec: Data<&Arc<String>>) -> impl IntoResponse {
+    spec.0
+        .as_str()
+        .to_string()
+        .with_content_type("application/json")
+}

@@ -1,0 +1,111 @@
+//! Building and running the service: database, migrations, first-run data, HTTP server.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use poem::{
+    Server,
+    listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
+};
+
+use crate::{config::Settings, seed, state::AppState, store};
+
+/// A service that is bound to its port and ready to run.
+pub struct Application {
+    pub state: Arc<AppState>,
+    acceptor: TcpAcceptor,
+    addr: SocketAddr,
+}
+
+impl Application {
+    /// Connects, migrates, seeds an empty database when `demo.seed` is on, creates the first
+    /// admin when there are no staff, and binds the listener (port 0 picks a free port).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = store::connect(&settings.database)
+            .await
+            .map_err(|e| anyhow::anyhow!("database.url: cannot open the database: {e}"))?;
+        store::migrate(&db).await?;
+        if settings.demo.seed && seed::seed_demo(&db).await? {
+            tracing::info!("seeded a demo clinic into the empty database");
+        }
+        if let Some((email, password)) = seed::bootstrap_admin(&db, &settings).await? {
+            // Printed, not logged: shown once to whoever started the service.
+            println!(
+                "\nCreated the first admin account.\n  email:    {email}\n  password: {password}\n\
+                 This password is shown only once; change it after signing in.\n"
+            );
+        }
+        let bind = format!("{}:{}", settings.server.host, settings.server.port);
+        let acceptor = TcpListener::bind(bind.clone())
+            .into_acceptor()
+            .await
+            .map_err(|e| anyhow::anyhow!("server.port: cannot listen on {bind}: {e}"))?;
+        let addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .ok_or_else(|| anyhow::anyhow!("server.host: no local address after binding"))?;
+        let state = Arc::new(AppState::new(db, settings));
+        Ok(Self {
+            state,
+            acceptor,
+            addr,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish (up to 10 s).
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tracing::info!(address = %self.addr, "listening");
+        let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
+        let app = crate::http::app(self.state.clone());
+        let result = Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))
+            .await;
+        housekeeping.abort();
+        self.state.db.clone().close().await.ok();
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// Periodic chores of one instance.
+async fn housekeeping(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        state.limits.forget_idle();
+    }
+}
+
+/// Completes on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

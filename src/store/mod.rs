@@ -1,0 +1,102 @@
+//! Persistence: connecting, migrating, and the sea-orm queries of each area. Functions take a
+//! `ConnectionTrait` so the same query runs on the pool or inside a transaction.
+
+pub mod audit;
+pub mod catalogue;
+pub mod schedule;
+pub mod staff;
+
+use std::time::Duration;
+
+use migration::MigratorTrait;
+use sea_orm::{
+    AccessMode, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, IsolationLevel, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+
+use crate::config::DatabaseSettings;
+
+/// Opens the pool. SQLite gets WAL, `synchronous=FULL` (a confirmed booking survives a power
+/// cut), foreign keys and a busy timeout; its parent folder is created on first run.
+pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
+    let url = settings.url.as_str();
+    let is_sqlite = url.starts_with("sqlite:");
+    if is_sqlite {
+        ensure_sqlite_folder(url);
+    }
+    let mut options = ConnectOptions::new(url.to_string());
+    let max = settings
+        .max_connections
+        .unwrap_or(if is_sqlite { 4 } else { 8 });
+    options
+        .max_connections(max)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    if is_sqlite {
+        options.map_sqlx_sqlite_opts(|opts| {
+            opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+        });
+    }
+    Database::connect(options).await
+}
+
+fn ensure_sqlite_folder(url: &str) {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or("");
+    if path.is_empty() || path == ":memory:" {
+        return;
+    }
+    if let Some(parent) = std::path::Path::new(path).parent() {
+        if !parent.as_os_str().is_empty() {
+            // A failure here surfaces as a clear connect error right after.
+            let _ = std::fs::create_dir_all(parent);
+        }
+    }
+}
+
+/// Applies pending migrations.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    migration::Migrator::up(db, None).await
+}
+
+/// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so a transaction that reads
+/// then writes waits for the busy timeout instead of failing with SQLITE_BUSY at its first write.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let options = match db.get_database_backend() {
+        DbBackend::Sqlite => TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        },
+        _ => TransactionOptions {
+            isolation_level: Some(IsolationLevel::ReadCommitted),
+            access_mode: Some(AccessMode::ReadWrite),
+            ..Default::default()
+        },
+    };
+    db.begin_with_options(options).await
+}
+
+/// Whether an error means "try again shortly" (database locked, pool exhausted) rather than a bug.
+pub fn is_busy(err: &DbErr) -> bool {
+    if matches!(err, DbErr::ConnectionAcquire(_)) {
+        return true;
+    }
+    let text = err.to_string();
+    text.contains("database is locked") || text.contains("(code: 5)") || text.contains("busy")
+}
+
+/// Whether an error is a unique-constraint violation (duplicate slug, email…).
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
