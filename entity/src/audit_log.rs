@@ -1,4 +1,4 @@
-//! A row of the table named below.
+//! One audited staff change.
 
 use sea_orm::entity::prelude::*;
 

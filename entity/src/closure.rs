@@ -1,4 +1,4 @@
-//! A row of the table named below.
+//! A period in which the whole clinic is closed.
 
 use sea_orm::entity::prelude::*;
 

@@ -1,7 +1,10 @@
 //! SeaORM entities, one file per table.
 
+pub mod appointment;
 pub mod audit_log;
 pub mod closure;
+pub mod consent;
+pub mod patient;
 pub mod practitioner;
 pub mod practitioner_service;
 pub mod service;

@@ -1,4 +1,4 @@
-//! A row of the table named below.
+//! A member of the clinical team.
 
 use sea_orm::entity::prelude::*;
 

@@ -1,4 +1,4 @@
-//! A row of the table named below.
+//! Which practitioner offers which service.
 
 use sea_orm::entity::prelude::*;
 

@@ -1,4 +1,4 @@
-//! A row of the table named below.
+//! A service the clinic offers: duration, buffers, price and booking policy overrides.
 
 use sea_orm::entity::prelude::*;
 

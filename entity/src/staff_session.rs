@@ -1,4 +1,4 @@
-//! A row of the table named below.
+//! A staff login session; the bearer token is stored only as a hash.
 
 use sea_orm::entity::prelude::*;
 

@@ -1,4 +1,4 @@
-//! A row of the table named below.
+//! A staff account (admin, reception or practitioner).
 
 use sea_orm::entity::prelude::*;
 

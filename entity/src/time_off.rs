@@ -1,4 +1,4 @@
-//! A row of the table named below.
+//! A period in which a practitioner cannot be booked.
 
 use sea_orm::entity::prelude::*;
 

@@ -1,4 +1,4 @@
-//! A row of the table named below.
+//! One weekly working interval of a practitioner, in clinic-local wall-clock time.
 
 use sea_orm::entity::prelude::*;
 

@@ -6,6 +6,9 @@ mod m20261126_000001_create_catalogue;
 mod m20261126_000002_create_schedule;
 mod m20261126_000003_create_staff_access;
 mod m20261126_000004_create_audit_log;
+mod m20261126_000005_create_patients;
+mod m20261126_000006_create_appointments;
+mod m20261126_000007_appointments_no_overlap;
 
 pub struct Migrator;
 
@@ -17,6 +20,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_create_schedule::Migration),
             Box::new(m20261126_000003_create_staff_access::Migration),
             Box::new(m20261126_000004_create_audit_log::Migration),
+            Box::new(m20261126_000005_create_patients::Migration),
+            Box::new(m20261126_000006_create_appointments::Migration),
+            Box::new(m20261126_000007_appointments_no_overlap::Migration),
         ]
     }
 }

@@ -1,6 +1,7 @@
 //! Domain logic: value types parsed once at the edge, and the pure rules of the clinic.
 //! Nothing in here does I/O or reads the clock.
 
+pub mod availability;
 pub mod catalogue;
 pub mod hours;
 pub mod localtime;

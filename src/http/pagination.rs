@@ -44,7 +44,8 @@ impl PageRequest {
         T: ParseFromJSON + ToJSON + Type + Send + Sync,
     {
         let total = items.len() as u64;
-        let start = usize::try_from((self.page - 1) * self.per_page).unwrap_or(usize::MAX);
+        let start =
+            usize::try_from((self.page - 1).saturating_mul(self.per_page)).unwrap_or(usize::MAX);
         let items = items
             .into_iter()
             .skip(start)

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use entity::{practitioner, practitioner_service, service};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, Set,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -99,6 +99,28 @@ pub async fn update_practitioner(
     model: practitioner::Model,
 ) -> Result<practitioner::Model, DbErr> {
     model.into_active_model().reset_all().update(conn).await
+}
+
+/// Ids of the active, online-bookable practitioners offering `service_id`, in id order.
+pub async fn public_practitioner_ids_for(
+    conn: &impl ConnectionTrait,
+    service_id: Uuid,
+) -> Result<Vec<Uuid>, DbErr> {
+    let offering = sea_orm::sea_query::Query::select()
+        .column(practitioner_service::Column::PractitionerId)
+        .from(practitioner_service::Entity)
+        .and_where(practitioner_service::Column::ServiceId.eq(service_id))
+        .to_owned();
+    practitioner::Entity::find()
+        .select_only()
+        .column(practitioner::Column::Id)
+        .filter(practitioner::Column::Active.eq(true))
+        .filter(practitioner::Column::OnlineBookable.eq(true))
+        .filter(practitioner::Column::Id.in_subquery(offering))
+        .order_by_asc(practitioner::Column::Id)
+        .into_tuple()
+        .all(conn)
+        .await
 }
 
 /// All (practitioner, service) links.

@@ -1,7 +1,9 @@
 //! Persistence: connecting, migrating, and the sea-orm queries of each area. Functions take a
 //! `ConnectionTrait` so the same query runs on the pool or inside a transaction.
 
+pub mod appointments;
 pub mod audit;
+pub mod availability;
 pub mod catalogue;
 pub mod schedule;
 pub mod staff;

@@ -2,6 +2,7 @@
 //! call the domain and store layers, and map results to response objects.
 
 pub mod auth;
+pub mod availability;
 pub mod catalogue;
 pub mod clinic;
 pub mod ops;
@@ -39,6 +40,7 @@ pub type Apis = (
     ops::OpsApi,
     clinic::ClinicApi,
     catalogue::CatalogueApi,
+    availability::AvailabilityApi,
     auth::AuthApi,
     staff_services::StaffServicesApi,
     staff_practitioners::StaffPractitionersApi,
@@ -52,6 +54,7 @@ pub fn apis(state: &Arc<AppState>) -> Apis {
         ops::OpsApi { state: s() },
         clinic::ClinicApi { state: s() },
         catalogue::CatalogueApi { state: s() },
+        availability::AvailabilityApi { state: s() },
         auth::AuthApi { state: s() },
         staff_services::StaffServicesApi { state: s() },
         staff_practitioners::StaffPractitionersApi { state: s() },

@@ -28,7 +28,7 @@ use crate::{
     store::{self, catalogue as catalogue_store, schedule as schedule_store},
 };
 
-use super::{ApiTags, path_id};
+use super::{ApiTags, path_id, staff_services::distinct};
 
 pub struct StaffPractitionersApi {
     pub state: Arc<AppState>,
@@ -328,7 +328,8 @@ impl StaffPractitionersApi {
         let created = catalogue_store::insert_practitioner(&txn, model)
             .await
             .map_err(map_write_error)?;
-        catalogue_store::set_practitioner_services(&txn, created.id, &body.service_ids).await?;
+        let service_ids = distinct(&body.service_ids);
+        catalogue_store::set_practitioner_services(&txn, created.id, &service_ids).await?;
         store::audit::record(
             &txn,
             Some(auth.0.id),
@@ -341,7 +342,7 @@ impl StaffPractitionersApi {
         txn.commit().await?;
         let location = format!("/api/v1/staff/practitioners/{}", created.id);
         Ok(PractitionerCreated::Created(
-            Json(staff_practitioner(created, body.service_ids)),
+            Json(staff_practitioner(created, service_ids)),
             location,
         ))
     }
@@ -417,7 +418,7 @@ impl StaffPractitionersApi {
             .await
             .map_err(map_write_error)?;
         if let Some(ids) = &patch.service_ids {
-            catalogue_store::set_practitioner_services(&txn, id, ids).await?;
+            catalogue_store::set_practitioner_services(&txn, id, &distinct(ids)).await?;
         }
         store::audit::record(
             &txn,

@@ -128,8 +128,17 @@ pub enum ServiceCreated {
     Created(Json<StaffService>, #[oai(header = "Location")] String),
 }
 
+/// Saturates rather than dropping values past `i32::MAX`, so the range checks refuse them.
 fn opt_i32(v: Option<u32>) -> Option<i32> {
-    v.and_then(|v| i32::try_from(v).ok())
+    v.map(to_i32)
+}
+
+/// A list of ids as a set: sorted, each once (the order the links are read back in).
+pub fn distinct(ids: &[Uuid]) -> Vec<Uuid> {
+    let mut ids = ids.to_vec();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 fn to_i32(v: u32) -> i32 {
@@ -316,8 +325,8 @@ impl StaffServicesApi {
         let created = catalogue_store::insert_service(&txn, model)
             .await
             .map_err(map_write_error)?;
-        catalogue_store::set_service_practitioners(&txn, created.id, &body.practitioner_ids)
-            .await?;
+        let practitioner_ids = distinct(&body.practitioner_ids);
+        catalogue_store::set_service_practitioners(&txn, created.id, &practitioner_ids).await?;
         store::audit::record(
             &txn,
             Some(auth.0.id),
@@ -330,7 +339,7 @@ impl StaffServicesApi {
         txn.commit().await?;
         let location = format!("/api/v1/staff/services/{}", created.id);
         Ok(ServiceCreated::Created(
-            Json(staff_service(created, body.practitioner_ids)),
+            Json(staff_service(created, practitioner_ids)),
             location,
         ))
     }
@@ -413,7 +422,7 @@ impl StaffServicesApi {
             .await
             .map_err(map_write_error)?;
         if let Some(ids) = &patch.practitioner_ids {
-            catalogue_store::set_service_practitioners(&txn, id, ids).await?;
+            catalogue_store::set_service_practitioners(&txn, id, &distinct(ids)).await?;
         }
         store::audit::record(
             &txn,
