@@ -5,7 +5,10 @@ use std::sync::Arc;
 use chrono_tz::Tz;
 use sea_orm::DatabaseConnection;
 
-use crate::{config::Settings, http::rate_limit::RateLimits, metrics::Metrics};
+use crate::{
+    config::Settings, http::rate_limit::RateLimits, metrics::Metrics,
+    store::availability::StaticCache,
+};
 
 pub struct AppState {
     pub db: DatabaseConnection,
@@ -14,6 +17,8 @@ pub struct AppState {
     pub tz: Tz,
     pub limits: RateLimits,
     pub metrics: Metrics,
+    /// Slowly-changing slot-search inputs, cached for a few seconds (see `StaticCache`).
+    pub slot_inputs: StaticCache,
 }
 
 impl AppState {
@@ -26,6 +31,7 @@ impl AppState {
             tz,
             limits,
             metrics: Metrics::default(),
+            slot_inputs: StaticCache::new(std::time::Duration::from_secs(5)),
         }
     }
 }

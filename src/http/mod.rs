@@ -4,6 +4,7 @@
 pub mod api;
 pub mod middleware;
 pub mod pagination;
+pub mod payload;
 pub mod problem;
 pub mod rate_limit;
 pub mod security;

@@ -1,9 +1,10 @@
 //! Appointments: the reads that availability and booking need.
 
 use chrono::{DateTime, Utc};
-use entity::appointment;
+use entity::{appointment, time_off};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait, Query, UnionType},
 };
 use uuid::Uuid;
 
@@ -31,4 +32,46 @@ pub async fn blocked_ranges(
         .into_tuple()
         .all(conn)
         .await
+}
+
+/// (practitioner, start, end) of everything that blocks the given practitioners' time in
+/// [from, until): active appointments' blocked ranges and time off, in one round trip.
+pub async fn busy_ranges(
+    conn: &impl ConnectionTrait,
+    practitioner_ids: &[Uuid],
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<(Uuid, DateTime<Utc>, DateTime<Utc>)>, DbErr> {
+    let ids = || practitioner_ids.iter().copied();
+    let mut query = Query::select()
+        .column(appointment::Column::PractitionerId)
+        .column(appointment::Column::BlockedFrom)
+        .column(appointment::Column::BlockedUntil)
+        .from(appointment::Entity)
+        .and_where(Expr::col(appointment::Column::PractitionerId).is_in(ids()))
+        .and_where(Expr::col(appointment::Column::Status).is_not_in(INACTIVE_STATUSES))
+        .and_where(Expr::col(appointment::Column::BlockedFrom).lt(until))
+        .and_where(Expr::col(appointment::Column::BlockedUntil).gt(from))
+        .to_owned();
+    let time_off = Query::select()
+        .column(time_off::Column::PractitionerId)
+        .column(time_off::Column::StartsAt)
+        .column(time_off::Column::EndsAt)
+        .from(time_off::Entity)
+        .and_where(Expr::col(time_off::Column::PractitionerId).is_in(ids()))
+        .and_where(Expr::col(time_off::Column::StartsAt).lt(until))
+        .and_where(Expr::col(time_off::Column::EndsAt).gt(from))
+        .to_owned();
+    query.union(UnionType::All, time_off);
+    conn.query_all(&query)
+        .await?
+        .into_iter()
+        .map(|row| {
+            Ok((
+                row.try_get_by_index(0)?,
+                row.try_get_by_index(1)?,
+                row.try_get_by_index(2)?,
+            ))
+        })
+        .collect()
 }

@@ -67,3 +67,99 @@ pub async fn load(
         .collect();
     Ok((schedules, closures))
 }
+
+/// The slowly-changing inputs of a public slot search for one service: the service, the
+/// practitioners offering it online, their weeks and the clinic's closures.
+#[derive(Debug)]
+pub struct StaticInputs {
+    pub service: entity::service::Model,
+    pub practitioner_ids: Vec<Uuid>,
+    pub weeks: HashMap<Uuid, Vec<crate::domain::hours::WeeklyInterval>>,
+    pub closures: Vec<Range>,
+}
+
+impl StaticInputs {
+    /// Reads them; `None` when the service is unknown or not publicly bookable.
+    pub async fn read(
+        conn: &impl ConnectionTrait,
+        service_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Self>, DbErr> {
+        let Some(service) = super::catalogue::find_public_service(conn, service_id).await? else {
+            return Ok(None);
+        };
+        let practitioner_ids =
+            super::catalogue::public_practitioner_ids_for(conn, service_id).await?;
+        let mut weeks: HashMap<Uuid, Vec<_>> = HashMap::new();
+        for row in schedule::working_hours_of(conn, &practitioner_ids).await? {
+            weeks
+                .entry(row.practitioner_id)
+                .or_default()
+                .push(schedule::to_interval(&row));
+        }
+        let closures = schedule::upcoming_closures(conn, now - chrono::Duration::days(2))
+            .await?
+            .into_iter()
+            .map(|c| Range {
+                start: c.starts_at,
+                end: c.ends_at,
+            })
+            .collect();
+        Ok(Some(Self {
+            service,
+            practitioner_ids,
+            weeks,
+            closures,
+        }))
+    }
+}
+
+/// A per-instance cache of [`StaticInputs`] with a short time to live. It is only ever a copy:
+/// this instance clears it on every staff change, other instances see the change within the
+/// TTL, and bookings never use it — they re-read everything inside their transaction.
+pub struct StaticCache {
+    ttl: std::time::Duration,
+    entries: std::sync::Mutex<HashMap<Uuid, (std::time::Instant, std::sync::Arc<StaticInputs>)>>,
+}
+
+impl StaticCache {
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self {
+            ttl,
+            entries: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cached inputs for a service, read afresh when missing or older than the TTL.
+    pub async fn get(
+        &self,
+        conn: &impl ConnectionTrait,
+        service_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<std::sync::Arc<StaticInputs>>, DbErr> {
+        if let Some(hit) = self.lookup(service_id) {
+            return Ok(Some(hit));
+        }
+        let Some(fresh) = StaticInputs::read(conn, service_id, now).await? else {
+            return Ok(None);
+        };
+        let fresh = std::sync::Arc::new(fresh);
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.insert(service_id, (std::time::Instant::now(), fresh.clone()));
+        }
+        Ok(Some(fresh))
+    }
+
+    fn lookup(&self, service_id: Uuid) -> Option<std::sync::Arc<StaticInputs>> {
+        let entries = self.entries.lock().ok()?;
+        let (at, inputs) = entries.get(&service_id)?;
+        (at.elapsed() < self.ttl).then(|| inputs.clone())
+    }
+
+    /// Forgets everything (after a staff change on this instance).
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+}

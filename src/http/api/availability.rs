@@ -5,18 +5,22 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
 use entity::service;
 use poem_openapi::{Object, OpenApi, param::Query, payload::Json};
+use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
     config::PolicySettings,
     domain::{
         FieldError,
-        availability::{self, ServiceRules, Slot, SlotQuery},
+        availability::{self, PractitionerSchedule, Range, ServiceRules, Slot, SlotQuery},
         localtime,
     },
-    http::problem::{ApiError, ApiResult},
+    http::{
+        payload::SerdeJson,
+        problem::{ApiError, ApiResult},
+    },
     state::AppState,
-    store,
+    store::{self, availability::StaticInputs},
 };
 
 use super::ApiTags;
@@ -29,7 +33,7 @@ pub struct AvailabilityApi {
 }
 
 /// A bookable time with one practitioner.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Serialize)]
 pub struct SlotObject {
     /// Start, RFC 3339 in UTC (`Z`).
     pub start: String,
@@ -41,7 +45,7 @@ pub struct SlotObject {
 }
 
 /// Free slots of a service over a range of local dates.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Serialize)]
 pub struct Availability {
     pub service_id: Uuid,
     /// The clinic's IANA time zone, in which `from`/`to` and `local_start` are read.
@@ -83,33 +87,38 @@ pub fn slot_object(slot: &Slot, tz: chrono_tz::Tz) -> SlotObject {
 }
 
 impl AvailabilityApi {
-    /// The public service and the practitioners to search (all who offer it, or the one asked).
+    /// The service's cached static inputs and the practitioners to search (all who offer it
+    /// online, or the one asked for).
     async fn targets(
         &self,
         service_id: Uuid,
         practitioner_id: Option<Uuid>,
-    ) -> ApiResult<(service::Model, Vec<Uuid>)> {
-        let db = &self.state.db;
-        let service = store::catalogue::find_public_service(db, service_id)
+        now: DateTime<Utc>,
+    ) -> ApiResult<(Arc<StaticInputs>, Vec<Uuid>)> {
+        let inputs = self
+            .state
+            .slot_inputs
+            .get(&self.state.db, service_id, now)
             .await?
             .ok_or_else(|| ApiError::not_found("service"))?;
-        let mut ids = store::catalogue::public_practitioner_ids_for(db, service_id).await?;
-        if let Some(pid) = practitioner_id {
-            if !ids.contains(&pid) {
+        let ids = match practitioner_id {
+            None => inputs.practitioner_ids.clone(),
+            Some(pid) if inputs.practitioner_ids.contains(&pid) => vec![pid],
+            Some(_) => {
                 return Err(ApiError::field(
                     "practitioner_id",
                     "no such practitioner offers this service online",
                 ));
             }
-            ids = vec![pid];
-        }
-        Ok((service, ids))
+        };
+        Ok((inputs, ids))
     }
 
-    /// Free slots for local dates `from..=to`.
+    /// Free slots for local dates `from..=to`: static inputs from the cache, appointments and
+    /// time off read fresh in one query.
     async fn search(
         &self,
-        service: &service::Model,
+        inputs: &StaticInputs,
         practitioner_ids: &[Uuid],
         from: NaiveDate,
         to: NaiveDate,
@@ -121,15 +130,38 @@ impl AvailabilityApi {
             now,
             from,
             to,
-            rules: rules_for(service, &self.state.settings.policy),
+            rules: rules_for(&inputs.service, &self.state.settings.policy),
         };
         // Widen by a day each side: local days and buffers reach past UTC midnight.
         let span_from = localtime::instant_at(tz, from, 0) - Duration::days(1);
         let span_until = localtime::instant_at(tz, to, 24 * 60) + Duration::days(1);
-        let (schedules, closures) =
-            store::availability::load(&self.state.db, practitioner_ids, span_from, span_until)
-                .await?;
-        Ok(availability::free_slots(&query, &schedules, &closures))
+        let busy = store::appointments::busy_ranges(
+            &self.state.db,
+            practitioner_ids,
+            span_from,
+            span_until,
+        )
+        .await?;
+        let schedules: Vec<PractitionerSchedule> = practitioner_ids
+            .iter()
+            .map(|&id| PractitionerSchedule {
+                practitioner_id: id,
+                week: inputs.weeks.get(&id).cloned().unwrap_or_default(),
+                // Listing only needs to know what blocks time; appointments and time off
+                // block alike. (Booking reads them apart to tell 409 from 422.)
+                appointments: busy
+                    .iter()
+                    .filter(|(pid, _, _)| *pid == id)
+                    .map(|&(_, start, end)| Range { start, end })
+                    .collect(),
+                time_off: Vec::new(),
+            })
+            .collect();
+        Ok(availability::free_slots(
+            &query,
+            &schedules,
+            &inputs.closures,
+        ))
     }
 }
 
@@ -146,7 +178,7 @@ impl AvailabilityApi {
         to: Query<NaiveDate>,
         /// Only this practitioner.
         practitioner_id: Query<Option<Uuid>>,
-    ) -> ApiResult<Json<Availability>> {
+    ) -> ApiResult<SerdeJson<Availability>> {
         let (from, to) = (from.0, to.0);
         if to < from {
             return Err(FieldError::new("to", "must not be before from").into());
@@ -158,11 +190,12 @@ impl AvailabilityApi {
             )
             .into());
         }
-        let (service, ids) = self.targets(service_id.0, practitioner_id.0).await?;
-        let slots = self.search(&service, &ids, from, to, Utc::now()).await?;
+        let now = Utc::now();
+        let (inputs, ids) = self.targets(service_id.0, practitioner_id.0, now).await?;
+        let slots = self.search(&inputs, &ids, from, to, now).await?;
         let tz = self.state.tz;
-        Ok(Json(Availability {
-            service_id: service.id,
+        Ok(SerdeJson(Availability {
+            service_id: inputs.service.id,
             time_zone: self.state.settings.clinic.time_zone.clone(),
             slots: slots.iter().map(|s| slot_object(s, tz)).collect(),
         }))
@@ -176,17 +209,17 @@ impl AvailabilityApi {
         /// Only this practitioner.
         practitioner_id: Query<Option<Uuid>>,
     ) -> ApiResult<Json<NextSlot>> {
-        let (service, ids) = self.targets(service_id.0, practitioner_id.0).await?;
         let now = Utc::now();
+        let (inputs, ids) = self.targets(service_id.0, practitioner_id.0, now).await?;
         let tz = self.state.tz;
-        let rules = rules_for(&service, &self.state.settings.policy);
+        let rules = rules_for(&inputs.service, &self.state.settings.policy);
         let mut from = localtime::local_date(tz, now);
         let last =
             localtime::local_date(tz, now + Duration::days(i64::from(rules.max_advance_days)));
         // Search a week at a time: the next slot is usually close.
         while from <= last {
             let to = (from + Duration::days(6)).min(last);
-            let slots = self.search(&service, &ids, from, to, now).await?;
+            let slots = self.search(&inputs, &ids, from, to, now).await?;
             if let Some(first) = slots.first() {
                 return Ok(Json(NextSlot {
                     slot: Some(slot_object(first, tz)),
