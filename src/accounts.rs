@@ -45,23 +45,22 @@ pub async fn create(
     new: NewStaff,
 ) -> Result<(staff_user::Model, Option<String>), CreateStaffError> {
     let mut errors = Vec::new();
-    if let Some(p) = &new.password {
-        if let Err(e) = password::check_policy("password", p.expose_secret()) {
-            errors.push(e);
-        }
+    if let Some(p) = &new.password
+        && let Err(e) = password::check_policy("password", p.expose_secret())
+    {
+        errors.push(e);
     }
     match (new.role, new.practitioner_id) {
         (Role::Practitioner, None) => errors.push(FieldError::new(
             "practitioner_id",
             "is required for the practitioner role",
         )),
-        (_, Some(pid)) => {
+        (_, Some(pid))
             if store::catalogue::find_practitioner(conn, pid)
                 .await?
-                .is_none()
-            {
-                errors.push(FieldError::new("practitioner_id", "no such practitioner"));
-            }
+                .is_none() =>
+        {
+            errors.push(FieldError::new("practitioner_id", "no such practitioner"));
         }
         _ => {}
     }

@@ -320,13 +320,14 @@ impl Settings {
                 "must be positive",
             ));
         }
-        if let (Some(email), None) = (&self.bootstrap.admin_email, &self.bootstrap.admin_password) {
-            if !email.is_empty() && self.is_production() {
-                return Err(ConfigError::new(
-                    "bootstrap.admin_password",
-                    "required with bootstrap.admin_email in production",
-                ));
-            }
+        if let (Some(email), None) = (&self.bootstrap.admin_email, &self.bootstrap.admin_password)
+            && !email.is_empty()
+            && self.is_production()
+        {
+            return Err(ConfigError::new(
+                "bootstrap.admin_password",
+                "required with bootstrap.admin_email in production",
+            ));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(ConfigError::new(

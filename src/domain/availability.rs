@@ -1,7 +1,7 @@
 //! The availability engine of DESIGN §4: which (start, practitioner) pairs are free for a
 //! service. Pure: the caller reads schedules, appointments and closures and passes "now".
 
-use chrono::{DateTime, Days, NaiveDate, Offset, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, Days, NaiveDate, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use uuid::Uuid;
 
@@ -107,6 +107,7 @@ pub fn free_slots(
         return Vec::new();
     };
     let dates = plan.dates(query);
+    let closures: Vec<Span> = closures.iter().map(Span::from).collect();
     let mut slots = Vec::new();
     let mut starts = Vec::new();
     let mut busy = Vec::new();
@@ -120,9 +121,9 @@ pub fn free_slots(
         starts.dedup();
 
         busy.clear();
-        busy.extend_from_slice(&schedule.appointments);
-        busy.extend_from_slice(&schedule.time_off);
-        busy.extend_from_slice(closures);
+        busy.extend(schedule.appointments.iter().map(Span::from));
+        busy.extend(schedule.time_off.iter().map(Span::from));
+        busy.extend_from_slice(&closures);
         coalesce(&mut busy);
 
         let mut sweep = Sweep {
@@ -130,10 +131,11 @@ pub fn free_slots(
             next: 0,
         };
         for &start in &starts {
-            // Every candidate's end exists: push_candidates checked it.
-            if let Some(end) = start.checked_add_signed(plan.duration)
-                && !sweep.hits(plan.blocked(start))
-            {
+            if sweep.hits(plan.blocked(start)) {
+                continue;
+            }
+            // Both convert: a candidate ends inside a working span, which is a real instant.
+            if let (Some(start), Some(end)) = (instant(start), instant(start + plan.duration)) {
                 slots.push(Slot {
                     start,
                     end,
@@ -161,6 +163,7 @@ pub fn check_slot(
     let Some(plan) = Plan::new(query) else {
         return outside(OffGrid);
     };
+    let start = nanos(start);
     if start < plan.earliest {
         return outside(TooSoon);
     }
@@ -187,7 +190,7 @@ pub fn check_slot(
         });
     }
     let blocked = plan.blocked(start);
-    let hits = |ranges: &[Range]| ranges.iter().any(|r| r.overlaps(&blocked));
+    let hits = |ranges: &[Range]| ranges.iter().any(|r| Span::from(r).overlaps(blocked));
     if hits(closures) {
         outside(Closed)
     } else if hits(&schedule.time_off) {
@@ -218,14 +221,56 @@ pub fn local_day_query(
     }
 }
 
-/// The service's rules as durations and the query's notice/horizon window as instants.
+/// An instant as nanoseconds since the Unix epoch. Exact for every `DateTime<Utc>` and far
+/// from overflow for any u32 of minutes, and plain integer arithmetic in the hot loop, where
+/// chrono's calendar arithmetic cost more than everything else together.
+type Nanos = i128;
+
+const NANOS_PER_MINUTE: Nanos = 60_000_000_000;
+
+fn nanos(at: DateTime<Utc>) -> Nanos {
+    Nanos::from(at.timestamp()) * 1_000_000_000 + Nanos::from(at.timestamp_subsec_nanos())
+}
+
+fn instant(n: Nanos) -> Option<DateTime<Utc>> {
+    let seconds = i64::try_from(n.div_euclid(1_000_000_000)).ok()?;
+    let rest = u32::try_from(n.rem_euclid(1_000_000_000)).ok()?;
+    DateTime::from_timestamp(seconds, rest)
+}
+
+/// A `Range` in nanoseconds: `[start, end)`, empty when `end <= start`.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: Nanos,
+    end: Nanos,
+}
+
+impl Span {
+    fn overlaps(self, other: Span) -> bool {
+        self.start < self.end
+            && other.start < other.end
+            && self.start < other.end
+            && other.start < self.end
+    }
+}
+
+impl From<&Range> for Span {
+    fn from(r: &Range) -> Span {
+        Span {
+            start: nanos(r.start),
+            end: nanos(r.end),
+        }
+    }
+}
+
+/// The service's rules and the query's notice/horizon window, in nanoseconds.
 struct Plan {
-    duration: TimeDelta,
-    before: TimeDelta,
-    after: TimeDelta,
-    step: TimeDelta,
-    earliest: DateTime<Utc>,
-    latest: DateTime<Utc>,
+    duration: Nanos,
+    before: Nanos,
+    after: Nanos,
+    step: Nanos,
+    earliest: Nanos,
+    latest: Nanos,
 }
 
 enum Placement {
@@ -241,21 +286,15 @@ impl Plan {
         if rules.duration_minutes == 0 || rules.step_minutes == 0 {
             return None;
         }
-        let minutes = |m: u32| TimeDelta::try_minutes(i64::from(m)).unwrap_or(TimeDelta::MAX);
-        let days = TimeDelta::try_days(i64::from(rules.max_advance_days)).unwrap_or(TimeDelta::MAX);
-        let later = |by| {
-            query
-                .now
-                .checked_add_signed(by)
-                .unwrap_or(DateTime::<Utc>::MAX_UTC)
-        };
+        let minutes = |m: u32| Nanos::from(m) * NANOS_PER_MINUTE;
+        let now = nanos(query.now);
         Some(Plan {
             duration: minutes(rules.duration_minutes),
             before: minutes(rules.buffer_before_minutes),
             after: minutes(rules.buffer_after_minutes),
             step: minutes(rules.step_minutes),
-            earliest: later(minutes(rules.min_notice_minutes)),
-            latest: later(days),
+            earliest: now + minutes(rules.min_notice_minutes),
+            latest: now + Nanos::from(rules.max_advance_days) * 24 * 60 * NANOS_PER_MINUTE,
         })
     }
 
@@ -264,10 +303,11 @@ impl Plan {
     /// lose nothing; the narrowing keeps a long range cheap and far dates from overflowing.
     fn dates(&self, query: &SlotQuery) -> (NaiveDate, NaiveDate) {
         let margin = Days::new(2);
-        let lo = local_date(query.tz, self.earliest)
+        let clamped = |n| instant(n).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let lo = local_date(query.tz, clamped(self.earliest))
             .checked_sub_days(margin)
             .unwrap_or(NaiveDate::MIN);
-        let hi = local_date(query.tz, self.latest)
+        let hi = local_date(query.tz, clamped(self.latest))
             .checked_add_days(margin)
             .unwrap_or(NaiveDate::MAX);
         // instant_at adds up to a day and may search two days back through a gap.
@@ -279,34 +319,21 @@ impl Plan {
     }
 
     /// Appends the grid starts of one working span that fall inside the window.
-    fn push_candidates(&self, span: Range, out: &mut Vec<DateTime<Utc>>) {
+    fn push_candidates(&self, span: Span, out: &mut Vec<Nanos>) {
         let mut t = span.start;
-        while t <= self.latest
-            && t.checked_add_signed(self.duration)
-                .is_some_and(|end| end <= span.end)
-        {
+        while t <= self.latest && t + self.duration <= span.end {
             if t >= self.earliest {
                 out.push(t);
             }
-            match t.checked_add_signed(self.step) {
-                Some(next) => t = next,
-                None => break,
-            }
+            t += self.step;
         }
     }
 
     /// Where `start` falls relative to one working span; the same grid as push_candidates.
-    fn place(&self, span: Range, start: DateTime<Utc>) -> Placement {
-        let fits = span.start <= start
-            && start
-                .checked_add_signed(self.duration)
-                .is_some_and(|end| end <= span.end);
-        if !fits {
-            return Placement::Outside;
-        }
-        let offset = start - span.start;
-        let step_seconds = self.step.num_seconds();
-        if offset.subsec_nanos() == 0 && offset.num_seconds() % step_seconds == 0 {
+    fn place(&self, span: Span, start: Nanos) -> Placement {
+        if start < span.start || start + self.duration > span.end {
+            Placement::Outside
+        } else if (start - span.start) % self.step == 0 {
             Placement::OnGrid
         } else {
             Placement::OffGrid
@@ -314,15 +341,10 @@ impl Plan {
     }
 
     /// What a booking at `start` occupies: `[start − buffer before, end + buffer after)`.
-    fn blocked(&self, start: DateTime<Utc>) -> Range {
-        Range {
-            start: start
-                .checked_sub_signed(self.before)
-                .unwrap_or(DateTime::<Utc>::MIN_UTC),
-            end: start
-                .checked_add_signed(self.duration)
-                .and_then(|end| end.checked_add_signed(self.after))
-                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+    fn blocked(&self, start: Nanos) -> Span {
+        Span {
+            start: start - self.before,
+            end: start + self.duration + self.after,
         }
     }
 }
@@ -332,26 +354,26 @@ fn working_spans(
     tz: Tz,
     (from, to): (NaiveDate, NaiveDate),
     week: &[WeeklyInterval],
-) -> impl Iterator<Item = Range> + '_ {
+) -> impl Iterator<Item = Span> + '_ {
     std::iter::successors(Some(from), |d| d.succ_opt())
         .take_while(move |d| *d <= to)
         .flat_map(move |date| {
             week.iter()
                 .filter(move |iv| iv.applies_on(date))
-                .map(move |iv| Range {
+                .map(move |iv| Span {
                     // Minute 1440 is the next midnight; anything later is clamped to it.
-                    start: localtime::instant_at(tz, date, iv.start_minute.min(1440)),
-                    end: localtime::instant_at(tz, date, iv.end_minute.min(1440)),
+                    start: nanos(localtime::instant_at(tz, date, iv.start_minute.min(1440))),
+                    end: nanos(localtime::instant_at(tz, date, iv.end_minute.min(1440))),
                 })
         })
 }
 
-/// Sorts ranges by start and merges those that overlap or touch, dropping empty ones, so
+/// Sorts spans by start and merges those that overlap or touch, dropping empty ones, so
 /// that a pointer can sweep them.
-fn coalesce(ranges: &mut Vec<Range>) {
-    ranges.retain(|r| r.start < r.end);
-    ranges.sort_unstable_by_key(|r| r.start);
-    ranges.dedup_by(|next, kept| {
+fn coalesce(spans: &mut Vec<Span>) {
+    spans.retain(|s| s.start < s.end);
+    spans.sort_unstable_by_key(|s| s.start);
+    spans.dedup_by(|next, kept| {
         let joins = next.start <= kept.end;
         if joins {
             kept.end = kept.end.max(next.end);
@@ -360,14 +382,14 @@ fn coalesce(ranges: &mut Vec<Range>) {
     });
 }
 
-/// A pointer into sorted, disjoint busy ranges, for queries whose starts never decrease.
+/// A pointer into sorted, disjoint busy spans, for queries whose starts never decrease.
 struct Sweep<'a> {
-    busy: &'a [Range],
+    busy: &'a [Span],
     next: usize,
 }
 
 impl Sweep<'_> {
-    fn hits(&mut self, blocked: Range) -> bool {
+    fn hits(&mut self, blocked: Span) -> bool {
         while let Some(b) = self.busy.get(self.next)
             && b.end <= blocked.start
         {
@@ -375,7 +397,7 @@ impl Sweep<'_> {
         }
         self.busy
             .get(self.next)
-            .is_some_and(|b| b.overlaps(&blocked))
+            .is_some_and(|b| b.overlaps(blocked))
     }
 }
 
@@ -388,7 +410,7 @@ fn local_date(tz: Tz, at: DateTime<Utc>) -> NaiveDate {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{Datelike, Weekday};
+    use chrono::{Datelike, TimeDelta, Weekday};
     use chrono_tz::{America::St_Johns, Australia, Europe::London, UTC};
     use proptest::{collection::vec, prelude::*, sample::select};
 
@@ -775,6 +797,7 @@ mod tests {
             ("2026-01-05T09:45:00Z", Err(Unavailable::Outside(OffGrid))),
             ("2026-01-05T11:00:00Z", Err(Unavailable::Outside(TimeOff))),
             ("2026-01-05T11:30:00Z", Ok(())),
+            ("2026-01-05T11:30:00.5Z", Err(Unavailable::Outside(OffGrid))),
             (
                 "2026-01-05T12:30:00Z",
                 Err(Unavailable::Outside(OutsideWorkingHours)),
@@ -797,15 +820,27 @@ mod tests {
     }
 
     #[test]
-    fn a_slot_on_the_previous_local_date_still_books() {
+    fn a_slot_on_the_previous_local_date_is_listed_and_books() {
         // St John's fell back at 00:01 in 2006: a Sunday 00:00 interval runs into Saturday.
         let p = practitioner(1, vec![weekly(6, "00:00", "02:00")]);
-        let sunday = query(St_Johns, "2006-10-29", "2006-10-29", rules(15, 15));
+        let mut sunday = query(St_Johns, "2006-10-29", "2006-10-29", rules(15, 15));
         let second = slots_of(&sunday, &p)[1].start;
         assert_eq!(second, utc("2006-10-29T02:45:00Z"));
         assert_eq!(local_date(St_Johns, second), date("2006-10-28"));
         let q = local_day_query(St_Johns, sunday.now, second, sunday.rules);
         assert_eq!(check_slot(&q, &p, &[], second), Ok(()));
+        // A horizon ending on Saturday's local date still reaches Sunday's interval.
+        sunday.now = utc("2006-10-28T02:50:00Z");
+        sunday.rules.max_advance_days = 1;
+        assert_eq!(
+            local_date(St_Johns, sunday.now + TimeDelta::days(1)),
+            date("2006-10-28")
+        );
+        let starts: Vec<_> = slots_of(&sunday, &p).iter().map(|s| s.start).collect();
+        assert_eq!(
+            starts,
+            [utc("2006-10-29T02:30:00Z"), utc("2006-10-29T02:45:00Z")]
+        );
     }
 
     // ---- Properties on random small worlds around DST changes ----

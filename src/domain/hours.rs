@@ -85,13 +85,13 @@ pub fn validate_week(intervals: &[WeeklyInterval]) -> Result<(), Vec<FieldError>
                 "must be after start",
             ));
         }
-        if let (Some(from), Some(until)) = (iv.valid_from, iv.valid_until) {
-            if from > until {
-                errors.push(FieldError::new(
-                    format!("intervals[{i}].valid_until"),
-                    "must not be before valid_from",
-                ));
-            }
+        if let (Some(from), Some(until)) = (iv.valid_from, iv.valid_until)
+            && from > until
+        {
+            errors.push(FieldError::new(
+                format!("intervals[{i}].valid_until"),
+                "must not be before valid_from",
+            ));
         }
     }
     if errors.is_empty() {

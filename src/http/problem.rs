@@ -243,7 +243,7 @@ fn request_parse_error(err: poem::Error) -> ApiError {
 pub fn problem_for_error(err: &poem::Error) -> ApiError {
     use poem_openapi::error::{ParseParamError, ParseRequestPayloadError};
     if let Some(e) = err.downcast_ref::<ParseParamError>() {
-        return ApiError::field(&e.name, &tidy_parse_reason(&e.reason));
+        return ApiError::field(e.name, &tidy_parse_reason(&e.reason));
     }
     if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
         return ApiError::validation(vec![payload_field_error(&e.reason)]);

@@ -56,11 +56,11 @@ fn ensure_sqlite_folder(url: &str) {
     if path.is_empty() || path == ":memory:" {
         return;
     }
-    if let Some(parent) = std::path::Path::new(path).parent() {
-        if !parent.as_os_str().is_empty() {
-            // A failure here surfaces as a clear connect error right after.
-            let _ = std::fs::create_dir_all(parent);
-        }
+    if let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        // A failure here surfaces as a clear connect error right after.
+        let _ = std::fs::create_dir_all(parent);
     }
 }
 

@@ -173,13 +173,13 @@ fn staff_service(s: service::Model, practitioner_ids: Vec<Uuid>) -> StaffService
 fn check_service(s: &service::Model) -> Vec<FieldError> {
     let mut errors = Vec::new();
     let mut range = |field: &str, value: Option<i32>, min: i32, max: i32| {
-        if let Some(v) = value {
-            if !(min..=max).contains(&v) {
-                errors.push(FieldError::new(
-                    field,
-                    format!("must be between {min} and {max}"),
-                ));
-            }
+        if let Some(v) = value
+            && !(min..=max).contains(&v)
+        {
+            errors.push(FieldError::new(
+                field,
+                format!("must be between {min} and {max}"),
+            ));
         }
     };
     range("duration_minutes", Some(s.duration_minutes), 5, 480);

@@ -214,10 +214,10 @@ impl StaffUsersApi {
             .map_err(|e| errors.push(e))
             .ok()
             .flatten();
-        if let Some(p) = &body.password {
-            if let Err(e) = password::check_policy("password", p) {
-                errors.push(e);
-            }
+        if let Some(p) = &body.password
+            && let Err(e) = password::check_policy("password", p)
+        {
+            errors.push(e);
         }
         if id == auth.0.id
             && (body.active == Some(false) || body.role.is_some_and(|r| r != Role::Admin))
