@@ -200,8 +200,22 @@ fn bench(c: &mut Criterion) {
     // The week of the clock change, Monday to Sunday.
     let one_week = query(day(7), day(13));
     assert_eq!(day(13).weekday(), chrono::Weekday::Sun);
-    for (name, q) in [("28 days", four_weeks), ("7 days", one_week)] {
-        let (schedules, closures) = loaded_for(&q, &schedules, &closures);
+    let free_diaries: Vec<PractitionerSchedule> = schedules
+        .iter()
+        .map(|s| PractitionerSchedule {
+            appointments: Vec::new(),
+            time_off: Vec::new(),
+            ..s.clone()
+        })
+        .collect();
+    let cases = [
+        ("28 days", four_weeks, &schedules),
+        ("7 days", one_week, &schedules),
+        // The other extreme: every candidate is a slot to convert and sort.
+        ("28 days, empty diaries", four_weeks, &free_diaries),
+    ];
+    for (name, q, schedules) in cases {
+        let (schedules, closures) = loaded_for(&q, schedules, &closures);
         let appointments: usize = schedules.iter().map(|s| s.appointments.len()).sum();
         let slots = free_slots(&q, &schedules, &closures).len();
         println!("{name}: {appointments} appointments loaded, {slots} free slots");

@@ -1,9 +1,12 @@
 //! SeaORM entities, one file per table.
 
 pub mod appointment;
+pub mod appointment_event;
 pub mod audit_log;
 pub mod closure;
 pub mod consent;
+pub mod idempotency_key;
+pub mod outbox_message;
 pub mod patient;
 pub mod practitioner;
 pub mod practitioner_service;

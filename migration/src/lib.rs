@@ -9,6 +9,9 @@ mod m20261126_000004_create_audit_log;
 mod m20261126_000005_create_patients;
 mod m20261126_000006_create_appointments;
 mod m20261126_000007_appointments_no_overlap;
+mod m20261126_000008_create_appointment_events;
+mod m20261126_000009_create_idempotency_keys;
+mod m20261126_000010_create_outbox;
 
 pub struct Migrator;
 
@@ -23,6 +26,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_create_patients::Migration),
             Box::new(m20261126_000006_create_appointments::Migration),
             Box::new(m20261126_000007_appointments_no_overlap::Migration),
+            Box::new(m20261126_000008_create_appointment_events::Migration),
+            Box::new(m20261126_000009_create_idempotency_keys::Migration),
+            Box::new(m20261126_000010_create_outbox::Migration),
         ]
     }
 }

@@ -28,6 +28,7 @@ impl Range {
 /// What a service needs from the calendar, with policy overrides already applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServiceRules {
+    /// 0 offers no slots.
     pub duration_minutes: u32,
     pub buffer_before_minutes: u32,
     pub buffer_after_minutes: u32,
@@ -78,6 +79,7 @@ pub enum Unavailable {
     Outside(OutsideReason),
 }
 
+/// Why a start is not a bookable slot at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum OutsideReason {
     #[error("the start is not on the service's slot grid")]
@@ -151,7 +153,9 @@ pub fn free_slots(
 }
 
 /// Decides one requested (start, practitioner) on what the booking transaction read. It is
-/// `Ok` exactly when `free_slots(query, [schedule], closures)` lists a slot at `start`.
+/// `Ok` exactly when `free_slots(query, [schedule], closures)` lists a slot at `start`;
+/// build the query with [`local_day_query`]. When several reasons apply, the first of
+/// TooSoon/TooFarAhead, OffGrid/OutsideWorkingHours, Closed, TimeOff, Taken is given.
 pub fn check_slot(
     query: &SlotQuery,
     schedule: &PractitionerSchedule,
@@ -238,7 +242,8 @@ fn instant(n: Nanos) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(seconds, rest)
 }
 
-/// A `Range` in nanoseconds: `[start, end)`, empty when `end <= start`.
+/// A `Range` in nanoseconds: `[start, end)`, empty when `end <= start`. An empty span
+/// overlaps nothing, and spans that merely touch do not overlap.
 #[derive(Debug, Clone, Copy)]
 struct Span {
     start: Nanos,
@@ -668,6 +673,15 @@ mod tests {
         p.time_off = vec![busy("10:15", "10:30")];
         let slots = slots_of(&monday_query(rules(60, 30)), &p);
         assert_eq!(clocks(&slots), ["09:00", "10:30", "11:00"]);
+    }
+
+    #[test]
+    fn ranges_overlap_only_when_they_share_an_instant() {
+        let morning = busy("09:00", "10:00");
+        assert!(morning.overlaps(&busy("09:59", "11:00")));
+        assert!(!morning.overlaps(&busy("10:00", "11:00")));
+        assert!(!morning.overlaps(&busy("09:30", "09:30")));
+        assert!(!morning.overlaps(&busy("09:45", "09:15")));
     }
 
     #[test]

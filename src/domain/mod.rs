@@ -2,6 +2,7 @@
 //! Nothing in here does I/O or reads the clock.
 
 pub mod availability;
+pub mod booking;
 pub mod catalogue;
 pub mod hours;
 pub mod localtime;

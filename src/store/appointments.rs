@@ -13,13 +13,19 @@ pub const INACTIVE_STATUSES: [&str; 1] = ["cancelled"];
 
 /// (practitioner, blocked_from, blocked_until) of every active appointment of the given
 /// practitioners whose blocked range overlaps [from, until), ordered by start.
+/// `except` leaves one appointment out (the one being moved).
 pub async fn blocked_ranges(
     conn: &impl ConnectionTrait,
     practitioner_ids: &[Uuid],
     from: DateTime<Utc>,
     until: DateTime<Utc>,
+    except: Option<Uuid>,
 ) -> Result<Vec<(Uuid, DateTime<Utc>, DateTime<Utc>)>, DbErr> {
-    appointment::Entity::find()
+    let mut query = appointment::Entity::find();
+    if let Some(id) = except {
+        query = query.filter(appointment::Column::Id.ne(id));
+    }
+    query
         .select_only()
         .column(appointment::Column::PractitionerId)
         .column(appointment::Column::BlockedFrom)

@@ -12,12 +12,14 @@ use crate::domain::availability::{PractitionerSchedule, Range};
 
 use super::{appointments, schedule};
 
-/// The practitioners' schedules and the clinic's closures over [from, until).
+/// The practitioners' schedules and the clinic's closures over [from, until), all read
+/// afresh (inside the booking transaction). `except` leaves out the appointment being moved.
 pub async fn load(
     conn: &impl ConnectionTrait,
     practitioner_ids: &[Uuid],
     from: DateTime<Utc>,
     until: DateTime<Utc>,
+    except: Option<Uuid>,
 ) -> Result<(Vec<PractitionerSchedule>, Vec<Range>), DbErr> {
     let mut by_id: HashMap<Uuid, PractitionerSchedule> = practitioner_ids
         .iter()
@@ -39,7 +41,7 @@ pub async fn load(
         }
     }
     for (id, start, end) in
-        appointments::blocked_ranges(conn, practitioner_ids, from, until).await?
+        appointments::blocked_ranges(conn, practitioner_ids, from, until, except).await?
     {
         if let Some(s) = by_id.get_mut(&id) {
             s.appointments.push(Range { start, end });

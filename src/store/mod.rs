@@ -4,7 +4,9 @@
 pub mod appointments;
 pub mod audit;
 pub mod availability;
+pub mod bookings;
 pub mod catalogue;
+pub mod patients;
 pub mod schedule;
 pub mod staff;
 
@@ -101,4 +103,11 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
         err.sql_err(),
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
     )
+}
+
+/// Whether an error is PostgreSQL's exclusion-constraint violation (SQLSTATE 23P01): the
+/// no-double-booking constraint refused an overlapping appointment.
+pub fn is_overlap_violation(err: &DbErr) -> bool {
+    let text = err.to_string();
+    text.contains("23P01") || text.contains("appointments_no_overlap")
 }

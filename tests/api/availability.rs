@@ -7,7 +7,7 @@ use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 /// A practitioner working 09:00–17:00 every day, offering a 45-minute service with a
 /// 15-minute buffer after (from `create_service`).
-async fn clinic_with_one_practitioner(app: &TestApp) -> (String, String, String) {
+pub async fn clinic_with_one_practitioner(app: &TestApp) -> (String, String, String) {
     let admin = app.admin_token().await;
     let practitioner = app.create_practitioner(&admin, "Amara Okafor").await;
     let service = app
@@ -36,17 +36,17 @@ async fn clinic_with_one_practitioner(app: &TestApp) -> (String, String, String)
     (admin, practitioner, service)
 }
 
-fn in_days(n: i64) -> NaiveDate {
+pub fn in_days(n: i64) -> NaiveDate {
     (Utc::now() + Duration::days(n)).date_naive()
 }
 
-async fn slots(app: &TestApp, query: &str) -> Vec<Value> {
+pub async fn slots(app: &TestApp, query: &str) -> Vec<Value> {
     let reply = app.get(&format!("/api/v1/availability?{query}")).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     reply.body["slots"].as_array().expect("slots").clone()
 }
 
-fn starts(slots: &[Value]) -> Vec<String> {
+pub fn starts(slots: &[Value]) -> Vec<String> {
     slots
         .iter()
         .map(|s| s["start"].as_str().expect("start").to_string())

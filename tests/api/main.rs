@@ -4,6 +4,7 @@ mod helpers;
 
 mod auth;
 mod availability;
+mod bookings;
 mod catalogue;
 mod configuration;
 mod hygiene;

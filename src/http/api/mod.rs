@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod availability;
+pub mod bookings;
 pub mod catalogue;
 pub mod clinic;
 pub mod ops;
@@ -24,6 +25,8 @@ use super::problem::{ApiError, ApiResult};
 pub enum ApiTags {
     /// The clinic, its services and its team, as patients see them.
     Catalogue,
+    /// Online booking and the patient's manage link.
+    Booking,
     /// Staff sign-in.
     Auth,
     /// Staff management of services and practitioners.
@@ -41,6 +44,7 @@ pub type Apis = (
     clinic::ClinicApi,
     catalogue::CatalogueApi,
     availability::AvailabilityApi,
+    bookings::BookingsApi,
     auth::AuthApi,
     staff_services::StaffServicesApi,
     staff_practitioners::StaffPractitionersApi,
@@ -55,6 +59,7 @@ pub fn apis(state: &Arc<AppState>) -> Apis {
         clinic::ClinicApi { state: s() },
         catalogue::CatalogueApi { state: s() },
         availability::AvailabilityApi { state: s() },
+        bookings::BookingsApi { state: s() },
         auth::AuthApi { state: s() },
         staff_services::StaffServicesApi { state: s() },
         staff_practitioners::StaffPractitionersApi { state: s() },

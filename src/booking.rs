@@ -1,0 +1,494 @@
+//! Booking, cancelling and rescheduling: the transactions behind the public booking API and
+//! the staff calendar. The double-booking guard is here and in the database: every write
+//! re-reads the practitioner's schedule inside a write transaction (`BEGIN IMMEDIATE` on
+//! SQLite, which serialises writers) and asks `availability::check_slot` — the same function
+//! that lists slots; on PostgreSQL the exclusion constraint `appointments_no_overlap` refuses
+//! whatever slips past a concurrent check (SQLSTATE 23P01).
+
+use chrono::{DateTime, Duration, Utc};
+use entity::{appointment, patient, practitioner, service};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
+use uuid::Uuid;
+
+use crate::{
+    auth::token,
+    domain::{
+        FieldError,
+        availability::{self, OutsideReason, Unavailable},
+        booking::{self, BookingStatus, PatientDetails},
+        localtime,
+    },
+    http::api::availability::rules_for,
+    state::AppState,
+    store,
+};
+
+/// A validated online booking request.
+#[derive(Debug, Clone)]
+pub struct NewBooking {
+    pub service_id: Uuid,
+    pub practitioner_id: Option<Uuid>,
+    pub start: DateTime<Utc>,
+    pub patient: PatientDetails,
+    pub notes: String,
+}
+
+/// Why a booking or a change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum BookingError {
+    #[error("invalid request")]
+    Invalid(Vec<FieldError>),
+    #[error("the slot is taken")]
+    SlotUnavailable,
+    #[error("not a bookable slot: {0}")]
+    Outside(OutsideReason),
+    #[error("the practitioner does not offer this service online")]
+    NotOffered,
+    #[error("too many upcoming bookings")]
+    LimitReached(u32),
+    #[error("too late to change")]
+    TooLate,
+    #[error("the booking is {0}")]
+    NotChangeable(&'static str),
+    #[error(transparent)]
+    Database(#[from] DbErr),
+}
+
+/// Who made a change, for the booking's history.
+#[derive(Debug, Clone, Copy)]
+pub enum Actor {
+    Patient,
+    Staff(Uuid),
+}
+
+impl Actor {
+    fn name(self) -> &'static str {
+        match self {
+            Actor::Patient => "patient",
+            Actor::Staff(_) => "staff",
+        }
+    }
+
+    fn staff_id(self) -> Option<Uuid> {
+        match self {
+            Actor::Patient => None,
+            Actor::Staff(id) => Some(id),
+        }
+    }
+}
+
+/// A booking with the names it is shown with.
+#[derive(Debug, Clone)]
+pub struct BookingDetails {
+    pub appointment: appointment::Model,
+    pub service: service::Model,
+    pub practitioner: practitioner::Model,
+    pub patient: patient::Model,
+}
+
+/// A new booking and its manage token (shown once).
+#[derive(Debug, Clone)]
+pub struct Booked {
+    pub details: BookingDetails,
+    pub manage_token: String,
+}
+
+/// The response an idempotent request answered with: status, body and Location.
+pub type StoredResponse = (u16, String, Option<String>);
+
+/// An idempotency key to record with the booking, in the same transaction.
+pub struct IdempotentResponse<'a> {
+    pub key: String,
+    pub request_hash: String,
+    /// Renders the response to store.
+    pub render: &'a (dyn Fn(&Booked) -> StoredResponse + Send + Sync),
+}
+
+/// Which of a service's practitioners a booking may go to.
+async fn candidates(
+    conn: &impl ConnectionTrait,
+    service_id: Uuid,
+    requested: Option<Uuid>,
+) -> Result<Vec<Uuid>, BookingError> {
+    let offering = store::catalogue::public_practitioner_ids_for(conn, service_id).await?;
+    match requested {
+        None => Ok(offering),
+        Some(pid) if offering.contains(&pid) => Ok(vec![pid]),
+        Some(pid) => {
+            if store::catalogue::find_practitioner(conn, pid)
+                .await?
+                .is_some()
+            {
+                Err(BookingError::NotOffered)
+            } else {
+                Err(BookingError::Invalid(vec![FieldError::new(
+                    "practitioner_id",
+                    "no such practitioner",
+                )]))
+            }
+        }
+    }
+}
+
+/// Decides which candidate gets `start`, reading everything inside `txn`. Among free
+/// practitioners, the one with the fewest active appointments that local day wins (ties:
+/// lowest id). `except` is the appointment being moved.
+async fn choose_practitioner(
+    txn: &DatabaseTransaction,
+    state: &AppState,
+    service: &service::Model,
+    candidates: &[Uuid],
+    start: DateTime<Utc>,
+    now: DateTime<Utc>,
+    except: Option<Uuid>,
+) -> Result<Uuid, BookingError> {
+    let tz = state.tz;
+    let rules = rules_for(service, &state.settings.policy);
+    let query = availability::local_day_query(tz, now, start, rules);
+    let day_start = localtime::instant_at(tz, query.from, 0);
+    let day_end = localtime::instant_at(tz, query.to, 24 * 60);
+    let (schedules, closures) = store::availability::load(
+        txn,
+        candidates,
+        day_start - Duration::days(1),
+        day_end + Duration::days(1),
+        except,
+    )
+    .await?;
+    let mut best: Option<(usize, Uuid)> = None;
+    let mut first_refusal: Option<Unavailable> = None;
+    for schedule in &schedules {
+        match availability::check_slot(&query, schedule, &closures, start) {
+            Ok(()) => {
+                let load = schedule
+                    .appointments
+                    .iter()
+                    .filter(|a| a.start < day_end && a.end > day_start)
+                    .count();
+                let better = match best {
+                    None => true,
+                    Some((best_load, best_id)) => {
+                        (load, schedule.practitioner_id) < (best_load, best_id)
+                    }
+                };
+                if better {
+                    best = Some((load, schedule.practitioner_id));
+                }
+            }
+            // "Taken" wins over "outside": the slot exists but someone got it first.
+            Err(Unavailable::Taken) => first_refusal = Some(Unavailable::Taken),
+            Err(other) => {
+                if first_refusal.is_none() {
+                    first_refusal = Some(other);
+                }
+            }
+        }
+    }
+    match (best, first_refusal) {
+        (Some((_, id)), _) => Ok(id),
+        (None, Some(Unavailable::Taken)) => Err(BookingError::SlotUnavailable),
+        (None, Some(Unavailable::Outside(reason))) => Err(BookingError::Outside(reason)),
+        (None, None) => Err(BookingError::Outside(OutsideReason::OutsideWorkingHours)),
+    }
+}
+
+fn blocked(
+    service: &service::Model,
+    start: DateTime<Utc>,
+) -> (DateTime<Utc>, DateTime<Utc>, DateTime<Utc>) {
+    let minutes = |m: i32| Duration::minutes(i64::from(m.max(0)));
+    let end = start + minutes(service.duration_minutes);
+    (
+        end,
+        start - minutes(service.buffer_before_minutes),
+        end + minutes(service.buffer_after_minutes),
+    )
+}
+
+/// Maps a failed write: PostgreSQL's overlap refusal is a lost race for the slot.
+fn write_error(err: DbErr) -> BookingError {
+    if store::is_overlap_violation(&err) {
+        BookingError::SlotUnavailable
+    } else {
+        BookingError::Database(err)
+    }
+}
+
+/// Books an online slot: accepted if and only if it is free by `availability::check_slot` at
+/// this moment, read inside the write transaction.
+pub async fn book(
+    state: &AppState,
+    new: NewBooking,
+    idempotency: Option<IdempotentResponse<'_>>,
+) -> Result<Booked, BookingError> {
+    let now = Utc::now();
+    let db = &state.db;
+    let service = store::catalogue::find_public_service(db, new.service_id)
+        .await?
+        .ok_or_else(|| {
+            BookingError::Invalid(vec![FieldError::new("service_id", "no such service")])
+        })?;
+    let candidates = candidates(db, service.id, new.practitioner_id).await?;
+    let txn = store::begin_write(db).await?;
+    let practitioner_id =
+        choose_practitioner(&txn, state, &service, &candidates, new.start, now, None).await?;
+    let patient = store::patients::upsert_by_email(&txn, &new.patient, now).await?;
+    let limit = state.settings.booking.max_active_per_patient;
+    if store::bookings::count_upcoming_for_patient(&txn, patient.id, now).await? >= u64::from(limit)
+    {
+        return Err(BookingError::LimitReached(limit));
+    }
+    store::patients::record_consents(
+        &txn,
+        patient.id,
+        true,
+        new.patient.marketing_consent,
+        "online_booking",
+        now,
+    )
+    .await?;
+    let manage_token = token::generate();
+    let (end, blocked_from, blocked_until) = blocked(&service, new.start);
+    let appointment = store::bookings::insert(
+        &txn,
+        appointment::Model {
+            id: Uuid::new_v4(),
+            reference: booking::new_reference(),
+            service_id: service.id,
+            practitioner_id,
+            patient_id: patient.id,
+            status: BookingStatus::Confirmed.as_str().to_string(),
+            starts_at: new.start,
+            ends_at: end,
+            blocked_from,
+            blocked_until,
+            source: "online".to_string(),
+            notes: new.notes,
+            manage_token_hash: Some(token::hash(&manage_token)),
+            cancel_reason: None,
+            sequence: 0,
+            created_at: now,
+            updated_at: now,
+        },
+    )
+    .await
+    .map_err(write_error)?;
+    store::bookings::record_event(
+        &txn,
+        appointment.id,
+        "created",
+        "patient",
+        None,
+        serde_json::json!({ "start": appointment.starts_at, "practitioner_id": practitioner_id }),
+        now,
+    )
+    .await?;
+    let practitioner = store::catalogue::find_practitioner(&txn, practitioner_id)
+        .await?
+        .ok_or(DbErr::RecordNotFound("practitioner".into()))?;
+    let booked = Booked {
+        details: BookingDetails {
+            appointment,
+            service,
+            practitioner,
+            patient,
+        },
+        manage_token,
+    };
+    if let Some(idem) = idempotency {
+        let (status, body, location) = (idem.render)(&booked);
+        store::bookings::store_idempotent(
+            &txn,
+            entity::idempotency_key::Model {
+                key: idem.key,
+                request_hash: idem.request_hash,
+                status_code: i32::from(status),
+                response_body: body,
+                location,
+                created_at: now,
+                expires_at: now + Duration::hours(24),
+            },
+        )
+        .await?;
+    }
+    txn.commit().await.map_err(write_error)?;
+    Ok(booked)
+}
+
+/// Loads the names a booking is shown with.
+pub async fn details(
+    conn: &impl ConnectionTrait,
+    appointment: appointment::Model,
+) -> Result<BookingDetails, DbErr> {
+    let missing = |what: &str| DbErr::RecordNotFound(what.to_string());
+    let service = store::catalogue::find_service(conn, appointment.service_id)
+        .await?
+        .ok_or_else(|| missing("service"))?;
+    let practitioner = store::catalogue::find_practitioner(conn, appointment.practitioner_id)
+        .await?
+        .ok_or_else(|| missing("practitioner"))?;
+    let patient = store::patients::find(conn, appointment.patient_id)
+        .await?
+        .ok_or_else(|| missing("patient"))?;
+    Ok(BookingDetails {
+        appointment,
+        service,
+        practitioner,
+        patient,
+    })
+}
+
+/// The service's notice period for patient changes, in hours.
+pub fn notice_hours(state: &AppState, service: &service::Model, reschedule: bool) -> u32 {
+    let (own, default) = if reschedule {
+        (
+            service.reschedule_notice_hours,
+            state.settings.policy.reschedule_notice_hours,
+        )
+    } else {
+        (
+            service.cancel_notice_hours,
+            state.settings.policy.cancel_notice_hours,
+        )
+    };
+    own.and_then(|h| u32::try_from(h).ok()).unwrap_or(default)
+}
+
+/// Cancels a booking. Cancelling a cancelled booking changes nothing and succeeds.
+/// Patients must be within the notice period; staff may cancel at any time.
+pub async fn cancel(
+    state: &AppState,
+    appointment_id: Uuid,
+    actor: Actor,
+    reason: Option<String>,
+) -> Result<BookingDetails, BookingError> {
+    let now = Utc::now();
+    let txn = store::begin_write(&state.db).await?;
+    let mut appt = store::bookings::find(&txn, appointment_id)
+        .await?
+        .ok_or(DbErr::RecordNotFound("appointment".into()))?;
+    let status = BookingStatus::parse(&appt.status).unwrap_or(BookingStatus::Cancelled);
+    if status == BookingStatus::Cancelled {
+        let details = details(&txn, appt).await?;
+        txn.commit().await?;
+        return Ok(details);
+    }
+    let service = store::catalogue::find_service(&txn, appt.service_id)
+        .await?
+        .ok_or(DbErr::RecordNotFound("service".into()))?;
+    if matches!(actor, Actor::Patient) {
+        let hours = notice_hours(state, &service, false);
+        if status != BookingStatus::Confirmed {
+            return Err(BookingError::NotChangeable(status.as_str()));
+        }
+        if !booking::patient_may_change(status, appt.starts_at, hours, now) {
+            return Err(BookingError::TooLate);
+        }
+    }
+    appt.status = BookingStatus::Cancelled.as_str().to_string();
+    appt.cancel_reason = reason.clone();
+    appt.updated_at = now;
+    let appt = store::bookings::update(&txn, appt).await?;
+    store::bookings::record_event(
+        &txn,
+        appt.id,
+        "cancelled",
+        actor.name(),
+        actor.staff_id(),
+        serde_json::json!({ "reason": reason }),
+        now,
+    )
+    .await?;
+    let details = details(&txn, appt).await?;
+    txn.commit().await?;
+    Ok(details)
+}
+
+/// Moves a booking to `start` (optionally another practitioner offering the service). The
+/// booking keeps its id and reference; the old time is freed only when the new one is
+/// secured, because both happen in one UPDATE inside one transaction.
+pub async fn reschedule(
+    state: &AppState,
+    appointment_id: Uuid,
+    actor: Actor,
+    start: DateTime<Utc>,
+    practitioner_id: Option<Uuid>,
+) -> Result<BookingDetails, BookingError> {
+    let now = Utc::now();
+    let db = &state.db;
+    let current = store::bookings::find(db, appointment_id)
+        .await?
+        .ok_or(DbErr::RecordNotFound("appointment".into()))?;
+    let service = store::catalogue::find_service(db, current.service_id)
+        .await?
+        .ok_or(DbErr::RecordNotFound("service".into()))?;
+    // Without a new practitioner the booking stays with the same one.
+    let requested = practitioner_id.or(Some(current.practitioner_id));
+    let candidates = candidates(db, service.id, requested).await?;
+    let txn = store::begin_write(db).await?;
+    let mut appt = store::bookings::find(&txn, appointment_id)
+        .await?
+        .ok_or(DbErr::RecordNotFound("appointment".into()))?;
+    let status = BookingStatus::parse(&appt.status).unwrap_or(BookingStatus::Cancelled);
+    if status != BookingStatus::Confirmed {
+        return Err(BookingError::NotChangeable(status.as_str()));
+    }
+    if matches!(actor, Actor::Patient)
+        && !booking::patient_may_change(
+            status,
+            appt.starts_at,
+            notice_hours(state, &service, true),
+            now,
+        )
+    {
+        return Err(BookingError::TooLate);
+    }
+    let chosen = choose_practitioner(
+        &txn,
+        state,
+        &service,
+        &candidates,
+        start,
+        now,
+        Some(appt.id),
+    )
+    .await?;
+    let previous_start = appt.starts_at;
+    let (end, blocked_from, blocked_until) = blocked(&service, start);
+    appt.practitioner_id = chosen;
+    appt.starts_at = start;
+    appt.ends_at = end;
+    appt.blocked_from = blocked_from;
+    appt.blocked_until = blocked_until;
+    appt.sequence += 1;
+    appt.updated_at = now;
+    let appt = store::bookings::update(&txn, appt)
+        .await
+        .map_err(write_error)?;
+    store::bookings::record_event(
+        &txn,
+        appt.id,
+        "rescheduled",
+        actor.name(),
+        actor.staff_id(),
+        serde_json::json!({ "from": previous_start, "to": start, "practitioner_id": chosen }),
+        now,
+    )
+    .await?;
+    let details = details(&txn, appt).await?;
+    txn.commit().await.map_err(write_error)?;
+    Ok(details)
+}
+
+/// The booking a manage token opens, if any.
+pub async fn find_by_token(
+    state: &AppState,
+    token_value: &str,
+) -> Result<Option<BookingDetails>, DbErr> {
+    let Some(appt) =
+        store::bookings::find_by_token_hash(&state.db, &token::hash(token_value)).await?
+    else {
+        return Ok(None);
+    };
+    details(&state.db, appt).await.map(Some)
+}

@@ -1,0 +1,467 @@
+//! Online booking and the patient's manage link: `POST /api/v1/bookings`,
+//! `GET /api/v1/manage/{token}`, `POST …/cancel`, `POST …/reschedule`.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use poem::web::RemoteAddr;
+use poem_openapi::{
+    ApiResponse, Object, OpenApi,
+    param::{Header, Path},
+    payload::Json,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::{
+    booking::{self, Actor, Booked, BookingDetails, BookingError, IdempotentResponse, NewBooking},
+    domain::{
+        FieldError,
+        availability::OutsideReason,
+        booking::{
+            BookingStatus, PatientDetails, change_deadline, parse_notes, patient_may_change,
+        },
+    },
+    http::{
+        problem::{ApiError, ApiResult},
+        rate_limit::Limit,
+    },
+    state::AppState,
+    store,
+};
+
+use super::{ApiTags, auth::client_ip};
+
+pub struct BookingsApi {
+    pub state: Arc<AppState>,
+}
+
+/// A name and id pair.
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
+pub struct NamedRef {
+    pub id: Uuid,
+    pub name: String,
+}
+
+/// The patient on a booking.
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
+pub struct BookingPatient {
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// A booking as patients and staff see it.
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
+pub struct Booking {
+    pub id: Uuid,
+    /// Short reference to quote on the phone, e.g. `7KQ2M9XD`.
+    pub reference: String,
+    /// confirmed, arrived, completed, no_show or cancelled.
+    pub status: String,
+    pub service: NamedRef,
+    pub practitioner: NamedRef,
+    /// RFC 3339 in UTC.
+    pub start: String,
+    pub end: String,
+    /// Start in the clinic's time zone, with its offset.
+    pub local_start: String,
+    pub patient: BookingPatient,
+    pub notes: String,
+    pub created_at: String,
+}
+
+pub fn booking_object(d: &BookingDetails, tz: chrono_tz::Tz) -> Booking {
+    let utc = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let a = &d.appointment;
+    Booking {
+        id: a.id,
+        reference: a.reference.clone(),
+        status: a.status.clone(),
+        service: NamedRef {
+            id: d.service.id,
+            name: d.service.name.clone(),
+        },
+        practitioner: NamedRef {
+            id: d.practitioner.id,
+            name: d.practitioner.name.clone(),
+        },
+        start: utc(a.starts_at),
+        end: utc(a.ends_at),
+        local_start: a
+            .starts_at
+            .with_timezone(&tz)
+            .to_rfc3339_opts(SecondsFormat::Secs, false),
+        patient: BookingPatient {
+            name: d.patient.name.clone(),
+            email: d.patient.email.clone(),
+            phone: d.patient.phone.clone(),
+        },
+        notes: a.notes.clone(),
+        created_at: utc(a.created_at),
+    }
+}
+
+#[derive(Debug, Object, Serialize)]
+pub struct PatientInput {
+    pub name: String,
+    pub email: String,
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Object, Serialize)]
+pub struct ConsentInput {
+    /// Must be true.
+    pub privacy: bool,
+    #[oai(default)]
+    pub marketing: bool,
+}
+
+/// A booking request.
+#[derive(Debug, Object, Serialize)]
+pub struct BookingRequest {
+    pub service_id: Uuid,
+    /// Omit to let the clinic choose the free practitioner with the lightest day.
+    pub practitioner_id: Option<Uuid>,
+    /// A slot start from `GET /api/v1/availability`, RFC 3339 with an offset.
+    pub start: String,
+    pub patient: PatientInput,
+    /// Up to 2,000 characters.
+    pub notes: Option<String>,
+    pub consent: ConsentInput,
+}
+
+/// The new booking and its manage link; the token is shown only here and in emails.
+#[derive(Debug, Object, Serialize, Deserialize)]
+pub struct BookingCreated {
+    pub booking: Booking,
+    pub manage_token: String,
+    pub manage_url: String,
+}
+
+#[derive(ApiResponse)]
+pub enum BookingCreatedResponse {
+    /// Booked.
+    #[oai(status = 201)]
+    Created(Json<BookingCreated>, #[oai(header = "Location")] String),
+}
+
+/// A booking seen through its manage link.
+#[derive(Debug, Object)]
+pub struct ManagedBooking {
+    pub booking: Booking,
+    pub can_cancel: bool,
+    pub can_reschedule: bool,
+    /// The last moment the patient may cancel online.
+    pub cancel_deadline: String,
+}
+
+#[derive(Debug, Object)]
+pub struct BookingEnvelope {
+    pub booking: Booking,
+}
+
+#[derive(Debug, Object)]
+pub struct CancelRequest {
+    /// Why, in the patient's words (up to 500 characters).
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct RescheduleRequest {
+    /// A slot start from `GET /api/v1/availability`.
+    pub start: String,
+    /// Another practitioner offering the same service; omit to stay with the same one.
+    pub practitioner_id: Option<Uuid>,
+}
+
+/// Parses an RFC 3339 instant with an offset.
+pub fn parse_start(field: &str, value: &str) -> Result<DateTime<Utc>, FieldError> {
+    DateTime::parse_from_rfc3339(value.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| FieldError::new(field, "must be an RFC 3339 date-time with an offset"))
+}
+
+fn outside_message(reason: OutsideReason) -> &'static str {
+    match reason {
+        OutsideReason::OffGrid => "That start time is not one of the service's slot times.",
+        OutsideReason::OutsideWorkingHours => "Nobody offering this service works at that time.",
+        OutsideReason::TimeOff => "The practitioner is away at that time.",
+        OutsideReason::Closed => "The clinic is closed at that time.",
+        OutsideReason::TooSoon => "That time is too soon (or in the past) to book online.",
+        OutsideReason::TooFarAhead => "That time is too far ahead to book yet.",
+    }
+}
+
+/// Maps a refused booking or change to its problem.
+pub fn booking_problem(err: BookingError, clinic_phone: &str) -> ApiError {
+    match err {
+        BookingError::Invalid(errors) => ApiError::validation(errors),
+        BookingError::SlotUnavailable => ApiError::conflict(
+            "slot_unavailable",
+            "Slot unavailable",
+            "That time has just been taken. Please choose another slot.",
+        ),
+        BookingError::Outside(reason) => ApiError::rule(
+            "outside_availability",
+            "Not available",
+            outside_message(reason),
+        ),
+        BookingError::NotOffered => ApiError::rule(
+            "outside_availability",
+            "Not available",
+            "That practitioner does not offer this service online.",
+        ),
+        BookingError::LimitReached(n) => ApiError::rule(
+            "booking_limit_reached",
+            "Booking limit reached",
+            format!(
+                "You already hold {n} upcoming bookings, the most we take online. Please call {clinic_phone}."
+            ),
+        ),
+        BookingError::TooLate => ApiError::rule(
+            "too_late_to_change",
+            "Too late to change online",
+            format!(
+                "This booking can no longer be changed online. Please call the clinic on {clinic_phone}."
+            ),
+        ),
+        BookingError::NotChangeable(status) => ApiError::rule(
+            "booking_not_changeable",
+            "Booking cannot be changed",
+            format!("This booking is {status} and can no longer be changed."),
+        ),
+        BookingError::Database(e) => ApiError::from(e),
+    }
+}
+
+impl BookingsApi {
+    async fn by_token(&self, token: &str) -> ApiResult<BookingDetails> {
+        booking::find_by_token(&self.state, token)
+            .await?
+            .ok_or_else(|| ApiError::not_found("booking"))
+    }
+
+    fn phone(&self) -> &str {
+        &self.state.settings.clinic.phone
+    }
+
+    fn managed(&self, d: &BookingDetails) -> ManagedBooking {
+        let now = Utc::now();
+        let status =
+            BookingStatus::parse(&d.appointment.status).unwrap_or(BookingStatus::Cancelled);
+        let start = d.appointment.starts_at;
+        let cancel_hours = booking::notice_hours(&self.state, &d.service, false);
+        let move_hours = booking::notice_hours(&self.state, &d.service, true);
+        ManagedBooking {
+            booking: booking_object(d, self.state.tz),
+            can_cancel: patient_may_change(status, start, cancel_hours, now),
+            can_reschedule: patient_may_change(status, start, move_hours, now),
+            cancel_deadline: change_deadline(start, cancel_hours)
+                .to_rfc3339_opts(SecondsFormat::Secs, true),
+        }
+    }
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Booking")]
+impl BookingsApi {
+    /// Books a slot. Send an `Idempotency-Key` to make retries safe: the same key with the
+    /// same body replays the first response for 24 hours.
+    #[oai(path = "/bookings", method = "post")]
+    async fn create(
+        &self,
+        body: Json<BookingRequest>,
+        /// Any unique string per booking attempt (at most 200 characters).
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        remote: &RemoteAddr,
+    ) -> ApiResult<BookingCreatedResponse> {
+        let state = &self.state;
+        state.limits.check(Limit::Bookings, client_ip(remote))?;
+        let request = body.0;
+        let idempotency = match idempotency_key.0.as_deref().map(str::trim) {
+            Some(key) if key.is_empty() || key.len() > 200 => {
+                return Err(ApiError::field(
+                    "Idempotency-Key",
+                    "must be 1 to 200 characters",
+                ));
+            }
+            Some(key) => {
+                let hash = hex::encode(Sha256::digest(
+                    serde_json::to_vec(&request).map_err(ApiError::internal)?,
+                ));
+                let key = format!("booking:{key}");
+                if let Some(stored) =
+                    store::bookings::find_idempotent(&state.db, &key, Utc::now()).await?
+                {
+                    return replay(stored, &hash);
+                }
+                Some((key, hash))
+            }
+            None => None,
+        };
+        let mut errors = Vec::new();
+        let start = parse_start("start", &request.start).map_err(|e| errors.push(e));
+        let notes = parse_notes(request.notes.as_deref()).map_err(|e| errors.push(e));
+        let patient = PatientDetails::parse(
+            &request.patient.name,
+            &request.patient.email,
+            request.patient.phone.as_deref(),
+            request.consent.privacy,
+            request.consent.marketing,
+            &mut errors,
+        );
+        let (Ok(start), Ok(notes), Some(patient)) = (start, notes, patient) else {
+            return Err(ApiError::validation(errors));
+        };
+        let new = NewBooking {
+            service_id: request.service_id,
+            practitioner_id: request.practitioner_id,
+            start,
+            patient,
+            notes,
+        };
+        let tz = state.tz;
+        let public_url = state
+            .settings
+            .server
+            .public_url
+            .trim_end_matches('/')
+            .to_string();
+        let render = move |b: &Booked| {
+            let created = created_body(b, tz, &public_url);
+            let location = format!("/api/v1/manage/{}", b.manage_token);
+            let body = serde_json::to_string(&created).unwrap_or_default();
+            (201u16, body, Some(location))
+        };
+        let lookup = idempotency.clone();
+        let idempotent = idempotency.map(|(key, request_hash)| IdempotentResponse {
+            key,
+            request_hash,
+            render: &render,
+        });
+        let booked = match booking::book(state, new, idempotent).await {
+            Ok(b) => b,
+            Err(BookingError::Database(e)) if store::is_unique_violation(&e) => {
+                // A concurrent request with the same Idempotency-Key won: answer as it did.
+                if let Some((key, hash)) = lookup
+                    && let Some(stored) =
+                        store::bookings::find_idempotent(&state.db, &key, Utc::now()).await?
+                {
+                    return replay(stored, &hash);
+                }
+                return Err(ApiError::from(e));
+            }
+            Err(e) => return Err(booking_problem(e, self.phone())),
+        };
+        let (_, _, location) = render(&booked);
+        let created = created_body(&booked, tz, &state.settings.server.public_url);
+        Ok(BookingCreatedResponse::Created(
+            Json(created),
+            location.unwrap_or_default(),
+        ))
+    }
+
+    /// The booking a manage link opens.
+    #[oai(path = "/manage/:token", method = "get")]
+    async fn manage(&self, token: Path<String>) -> ApiResult<Json<ManagedBooking>> {
+        let d = self.by_token(&token).await?;
+        Ok(Json(self.managed(&d)))
+    }
+
+    /// Cancels the booking (up to `cancel_notice_hours` before the start). Cancelling again
+    /// answers 200 with the same state.
+    #[oai(path = "/manage/:token/cancel", method = "post")]
+    async fn cancel(
+        &self,
+        token: Path<String>,
+        body: Json<CancelRequest>,
+        remote: &RemoteAddr,
+    ) -> ApiResult<Json<BookingEnvelope>> {
+        self.state
+            .limits
+            .check(Limit::Bookings, client_ip(remote))?;
+        let reason = match body
+            .0
+            .reason
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+        {
+            Some(r) => Some(crate::domain::text::multi_line("reason", r, 500)?),
+            None => None,
+        };
+        let d = self.by_token(&token).await?;
+        let d = booking::cancel(&self.state, d.appointment.id, Actor::Patient, reason)
+            .await
+            .map_err(|e| booking_problem(e, self.phone()))?;
+        Ok(Json(BookingEnvelope {
+            booking: booking_object(&d, self.state.tz),
+        }))
+    }
+
+    /// Moves the booking to another free slot of the same service (up to
+    /// `reschedule_notice_hours` before the current start). Reference and id stay the same.
+    #[oai(path = "/manage/:token/reschedule", method = "post")]
+    async fn reschedule(
+        &self,
+        token: Path<String>,
+        body: Json<RescheduleRequest>,
+        remote: &RemoteAddr,
+    ) -> ApiResult<Json<BookingEnvelope>> {
+        self.state
+            .limits
+            .check(Limit::Bookings, client_ip(remote))?;
+        let start = parse_start("start", &body.0.start)?;
+        let d = self.by_token(&token).await?;
+        let d = booking::reschedule(
+            &self.state,
+            d.appointment.id,
+            Actor::Patient,
+            start,
+            body.0.practitioner_id,
+        )
+        .await
+        .map_err(|e| booking_problem(e, self.phone()))?;
+        Ok(Json(BookingEnvelope {
+            booking: booking_object(&d, self.state.tz),
+        }))
+    }
+}
+
+fn created_body(b: &Booked, tz: chrono_tz::Tz, public_url: &str) -> BookingCreated {
+    BookingCreated {
+        booking: booking_object(&b.details, tz),
+        manage_url: format!(
+            "{}/manage/{}",
+            public_url.trim_end_matches('/'),
+            b.manage_token
+        ),
+        manage_token: b.manage_token.clone(),
+    }
+}
+
+/// Answers a repeated Idempotency-Key: the first response if the body is the same.
+fn replay(
+    stored: entity::idempotency_key::Model,
+    request_hash: &str,
+) -> ApiResult<BookingCreatedResponse> {
+    if stored.request_hash != request_hash {
+        return Err(ApiError::rule(
+            "idempotency_key_reused",
+            "Idempotency key reused",
+            "This Idempotency-Key was used with a different request body.",
+        ));
+    }
+    stored_response(stored)
+}
+
+fn stored_response(stored: entity::idempotency_key::Model) -> ApiResult<BookingCreatedResponse> {
+    let body: BookingCreated =
+        serde_json::from_str(&stored.response_body).map_err(ApiError::internal)?;
+    Ok(BookingCreatedResponse::Created(
+        Json(body),
+        stored.location.unwrap_or_default(),
+    ))
+}
