@@ -18,6 +18,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY --from=build /src/target/release/frontdesk /usr/local/bin/frontdesk
 COPY config config
+COPY templates templates
 RUN mkdir -p /app/data && chown -R frontdesk:frontdesk /app/data
 USER frontdesk
 ENV FRONTDESK_ENV=production \

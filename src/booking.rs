@@ -18,6 +18,7 @@ use crate::{
         booking::{self, BookingStatus, PatientDetails},
         localtime,
     },
+    email::{self, BookingChange, BookingEmail},
     http::api::availability::rules_for,
     state::AppState,
     store,
@@ -205,6 +206,25 @@ fn blocked(
     )
 }
 
+/// What the emails about a booking say; the manage link only when the token is at hand
+/// (at creation, and when the patient acts through the link).
+fn email_view(state: &AppState, d: &BookingDetails, manage_token: Option<&str>) -> BookingEmail {
+    let public_url = state.settings.server.public_url.trim_end_matches('/');
+    BookingEmail {
+        appointment_id: d.appointment.id,
+        reference: d.appointment.reference.clone(),
+        service_name: d.service.name.clone(),
+        practitioner_name: d.practitioner.name.clone(),
+        practitioner_email: d.practitioner.email.clone(),
+        patient_name: d.patient.name.clone(),
+        patient_email: d.patient.email.clone(),
+        start: d.appointment.starts_at,
+        end: d.appointment.ends_at,
+        sequence: d.appointment.sequence,
+        manage_url: manage_token.map(|t| format!("{public_url}/manage/{t}")),
+    }
+}
+
 /// Maps a failed write: PostgreSQL's overlap refusal is a lost race for the slot.
 fn write_error(err: DbErr) -> BookingError {
     if store::is_overlap_violation(&err) {
@@ -295,6 +315,14 @@ pub async fn book(
         },
         manage_token,
     };
+    let view = email_view(state, &booked.details, Some(&booked.manage_token));
+    email::booking_changed(
+        &txn,
+        &state.settings,
+        state.tz,
+        BookingChange::Confirmed(&view),
+    )
+    .await?;
     if let Some(idem) = idempotency {
         let (status, body, location) = (idem.render)(&booked);
         store::bookings::store_idempotent(
@@ -361,6 +389,7 @@ pub async fn cancel(
     appointment_id: Uuid,
     actor: Actor,
     reason: Option<String>,
+    manage_token: Option<&str>,
 ) -> Result<BookingDetails, BookingError> {
     let now = Utc::now();
     let txn = store::begin_write(&state.db).await?;
@@ -400,6 +429,17 @@ pub async fn cancel(
     )
     .await?;
     let details = details(&txn, appt).await?;
+    let view = email_view(state, &details, manage_token);
+    email::booking_changed(
+        &txn,
+        &state.settings,
+        state.tz,
+        BookingChange::Cancelled {
+            booking: &view,
+            reason: reason.as_deref(),
+        },
+    )
+    .await?;
     txn.commit().await?;
     Ok(details)
 }
@@ -413,6 +453,7 @@ pub async fn reschedule(
     actor: Actor,
     start: DateTime<Utc>,
     practitioner_id: Option<Uuid>,
+    manage_token: Option<&str>,
 ) -> Result<BookingDetails, BookingError> {
     let now = Utc::now();
     let db = &state.db;
@@ -476,6 +517,17 @@ pub async fn reschedule(
     )
     .await?;
     let details = details(&txn, appt).await?;
+    let view = email_view(state, &details, manage_token);
+    email::booking_changed(
+        &txn,
+        &state.settings,
+        state.tz,
+        BookingChange::Rescheduled {
+            booking: &view,
+            previous_start,
+        },
+    )
+    .await?;
     txn.commit().await.map_err(write_error)?;
     Ok(details)
 }

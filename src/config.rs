@@ -34,6 +34,10 @@ pub struct Settings {
     pub clinic: ClinicSettings,
     pub policy: PolicySettings,
     pub booking: BookingSettings,
+    #[serde(default)]
+    pub availability: AvailabilitySettings,
+    #[serde(default)]
+    pub enquiries: EnquirySettings,
     pub rate_limit: RateLimitSettings,
     pub auth: AuthSettings,
     pub email: EmailSettings,
@@ -79,6 +83,49 @@ pub struct PolicySettings {
     pub slot_step_minutes: u32,
 }
 
+/// Slot search tuning.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AvailabilitySettings {
+    /// How long an instance may answer the same availability query from memory; every
+    /// successful write on the instance clears it. 0 turns it off.
+    #[serde(default = "default_answer_cache_ms")]
+    pub answer_cache_ms: u64,
+}
+
+fn default_answer_cache_ms() -> u64 {
+    1000
+}
+
+impl Default for AvailabilitySettings {
+    fn default() -> Self {
+        Self {
+            answer_cache_ms: default_answer_cache_ms(),
+        }
+    }
+}
+
+/// The enquiry inbox: what enquirers are told, and how long answered enquiries are kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct EnquirySettings {
+    /// Shown in the acknowledgement, e.g. "within one working day".
+    pub response_time: String,
+    /// Closed enquiries are deleted this many days after their last change.
+    pub retention_closed_days: u32,
+    /// Spam is deleted this many days after it arrived or was marked.
+    pub retention_spam_days: u32,
+}
+
+impl Default for EnquirySettings {
+    fn default() -> Self {
+        Self {
+            response_time: "within one working day".to_string(),
+            retention_closed_days: 365,
+            retention_spam_days: 30,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct BookingSettings {
     pub max_active_per_patient: u32,
@@ -120,8 +167,16 @@ pub struct EmailSettings {
     pub from: String,
     pub staff_inbox: String,
     pub reminder_hours_before: u32,
+    /// Folder of the email templates (`{kind}.subject`, `{kind}.txt`, `{kind}.html`), read at
+    /// start-up so a clinic can restyle its emails without recompiling.
+    #[serde(default = "default_templates_dir")]
+    pub templates_dir: PathBuf,
     pub smtp: SmtpSettings,
     pub outbox: OutboxSettings,
+}
+
+fn default_templates_dir() -> PathBuf {
+    PathBuf::from("templates")
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -142,6 +197,13 @@ pub struct OutboxSettings {
     pub poll_interval_ms: u64,
     pub max_attempts: u32,
     pub backoff_base_seconds: u64,
+    /// Whether this instance runs the outbox worker (tests turn it off and drive it by hand).
+    #[serde(default = "enabled")]
+    pub worker_enabled: bool,
+}
+
+fn enabled() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -313,6 +375,12 @@ impl Settings {
                     "production requires an SMTP host",
                 ));
             }
+        }
+        if self.email.outbox.poll_interval_ms == 0 {
+            return Err(ConfigError::new(
+                "email.outbox.poll_interval_ms",
+                "must be positive",
+            ));
         }
         if self.email.outbox.max_attempts == 0 {
             return Err(ConfigError::new(

@@ -12,11 +12,14 @@
 pub mod accounts;
 pub mod auth;
 pub mod booking;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod email;
 pub mod http;
 pub mod metrics;
+pub mod retention;
 pub mod seed;
 pub mod startup;
 pub mod state;

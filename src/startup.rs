@@ -7,7 +7,7 @@ use poem::{
     listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
 };
 
-use crate::{config::Settings, seed, state::AppState, store};
+use crate::{config::Settings, email, seed, state::AppState, store};
 
 /// A service that is bound to its port and ready to run.
 pub struct Application {
@@ -20,6 +20,9 @@ impl Application {
     /// Connects, migrates, seeds an empty database when `demo.seed` is on, creates the first
     /// admin when there are no staff, and binds the listener (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        email::check_templates(&settings.email.templates_dir)
+            .map_err(|e| anyhow::anyhow!("email.templates_dir: {e}"))?;
+        let mailer = email::Mailer::from_settings(&settings.email).map_err(anyhow::Error::msg)?;
         let db = store::connect(&settings.database)
             .await
             .map_err(|e| anyhow::anyhow!("database.url: cannot open the database: {e}"))?;
@@ -44,7 +47,7 @@ impl Application {
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .ok_or_else(|| anyhow::anyhow!("server.host: no local address after binding"))?;
-        let state = Arc::new(AppState::new(db, settings));
+        let state = Arc::new(AppState::new(db, settings, mailer));
         Ok(Self {
             state,
             acceptor,
@@ -67,11 +70,30 @@ impl Application {
     ) -> std::io::Result<()> {
         tracing::info!(address = %self.addr, "listening");
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
+        let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
+        let worker = self
+            .state
+            .settings
+            .email
+            .outbox
+            .worker_enabled
+            .then(|| tokio::spawn(email::worker::run(self.state.clone(), worker_stopped)));
         let app = crate::http::app(self.state.clone());
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))
             .await;
         housekeeping.abort();
+        if let Some(mut worker) = worker {
+            // Let a delivery in progress finish and be recorded; a row cut off after that is
+            // sent again once its lease expires.
+            let _ = stop_worker.send(true);
+            if tokio::time::timeout(Duration::from_secs(10), &mut worker)
+                .await
+                .is_err()
+            {
+                worker.abort();
+            }
+        }
         self.state.db.clone().close().await.ok();
         tracing::info!("stopped");
         result
@@ -81,9 +103,17 @@ impl Application {
 /// Periodic chores of one instance.
 async fn housekeeping(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let mut minutes = 0u64;
     loop {
         tick.tick().await;
         state.limits.forget_idle();
+        // Hourly, and once right after start.
+        if minutes.is_multiple_of(60)
+            && let Err(e) = crate::retention::purge(&state, chrono::Utc::now()).await
+        {
+            tracing::warn!(error = %e, "retention purge failed; will retry");
+        }
+        minutes += 1;
     }
 }
 

@@ -6,8 +6,8 @@ use chrono_tz::Tz;
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    config::Settings, http::rate_limit::RateLimits, metrics::Metrics,
-    store::availability::StaticCache,
+    cache::TtlCache, config::Settings, email::Mailer, http::rate_limit::RateLimits,
+    metrics::Metrics, store::availability::StaticCache,
 };
 
 pub struct AppState {
@@ -19,19 +19,27 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Slowly-changing slot-search inputs, cached for a few seconds (see `StaticCache`).
     pub slot_inputs: StaticCache,
+    /// Serialised availability answers by query, kept `availability.answer_cache_ms`; cleared
+    /// by every successful write on this instance.
+    pub slot_answers: TtlCache<String, bytes::Bytes>,
+    /// The way emails leave the outbox (SMTP or `.eml` files), with its connection pool.
+    pub mailer: Mailer,
 }
 
 impl AppState {
-    pub fn new(db: DatabaseConnection, settings: Settings) -> Self {
+    pub fn new(db: DatabaseConnection, settings: Settings, mailer: Mailer) -> Self {
         let tz = settings.time_zone();
         let limits = RateLimits::new(&settings.rate_limit);
+        let answer_ttl = std::time::Duration::from_millis(settings.availability.answer_cache_ms);
         Self {
             db,
             settings: Arc::new(settings),
             tz,
             limits,
             metrics: Metrics::default(),
-            slot_inputs: StaticCache::new(std::time::Duration::from_secs(5)),
+            slot_inputs: StaticCache::new(std::time::Duration::from_secs(5), 1_000),
+            slot_answers: TtlCache::new(answer_ttl, 10_000),
+            mailer,
         }
     }
 }

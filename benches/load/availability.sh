@@ -20,16 +20,20 @@ cargo build --release --quiet
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-FRONTDESK__DATABASE__URL="sqlite://$work/frontdesk.db?mode=rwc" \
-FRONTDESK__SERVER__PORT=$PORT \
-FRONTDESK__EMAIL__FILE_DIR="$work/mail" \
-FRONTDESK__LOG__LEVEL=warn \
-  "$TARGET_DIR/release/frontdesk" serve >"$work/server.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 50); do
-  curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break
-  sleep 0.2
-done
+start_server() { # $1 = availability.answer_cache_ms
+  FRONTDESK__DATABASE__URL="sqlite://$work/frontdesk.db?mode=rwc" \
+  FRONTDESK__SERVER__PORT=$PORT \
+  FRONTDESK__EMAIL__FILE_DIR="$work/mail" \
+  FRONTDESK__LOG__LEVEL=warn \
+  FRONTDESK__AVAILABILITY__ANSWER_CACHE_MS=$1 \
+    "$TARGET_DIR/release/frontdesk" serve >>"$work/server.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 50); do
+    curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break
+    sleep 0.2
+  done
+}
+start_server 1000
 
 base="http://127.0.0.1:$PORT"
 service_id=$(curl -sf "$base/api/v1/services" | python3 -c \
@@ -45,5 +49,8 @@ run() {
   wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$2" | grep -E 'Requests/sec|Latency  |50%|99%|Non-2xx|Socket errors'
 }
 run "GET /health/live (ceiling)" "$base/health/live"
-run "GET /api/v1/availability (one week)" "$query"
+run "GET /api/v1/availability (one week; answers kept 1 s, the default)" "$query"
 echo "peak RSS: $(grep VmHWM /proc/$pid/status | awk '{print $2, $3}')"
+kill "$pid"; wait "$pid" 2>/dev/null || true
+start_server 0
+run "GET /api/v1/availability (one week; answer cache off: every request computed)" "$query"

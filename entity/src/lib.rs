@@ -5,6 +5,8 @@ pub mod appointment_event;
 pub mod audit_log;
 pub mod closure;
 pub mod consent;
+pub mod enquiry;
+pub mod enquiry_note;
 pub mod idempotency_key;
 pub mod outbox_message;
 pub mod patient;

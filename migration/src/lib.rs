@@ -12,6 +12,8 @@ mod m20261126_000007_appointments_no_overlap;
 mod m20261126_000008_create_appointment_events;
 mod m20261126_000009_create_idempotency_keys;
 mod m20261126_000010_create_outbox;
+mod m20261126_000011_create_enquiries;
+mod m20261126_000012_create_enquiry_notes;
 
 pub struct Migrator;
 
@@ -29,6 +31,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000008_create_appointment_events::Migration),
             Box::new(m20261126_000009_create_idempotency_keys::Migration),
             Box::new(m20261126_000010_create_outbox::Migration),
+            Box::new(m20261126_000011_create_enquiries::Migration),
+            Box::new(m20261126_000012_create_enquiry_notes::Migration),
         ]
     }
 }

@@ -37,8 +37,8 @@ pub async fn request_context<E: Endpoint>(
         path = %req.uri().path(),
     );
     let started = Instant::now();
-    let is_staff_change =
-        req.method() != Method::GET && req.uri().path().starts_with("/api/v1/staff/");
+    let is_write = req.method() != Method::GET && req.method() != Method::HEAD;
+    let is_staff = req.uri().path().starts_with("/api/v1/staff/");
     async move {
         let outcome = match limit_body(req, body_limit).await {
             Ok(req) => next.call(req).await.map(IntoResponse::into_response),
@@ -50,10 +50,14 @@ pub async fn request_context<E: Endpoint>(
             Err(err) if err.is_from_response() => err.into_response(),
             Err(err) => problem_for_error(&err).into_response(),
         };
-        // Any successful staff change may alter the catalogue, hours or closures that slot
-        // search caches; drop the cache here rather than in every handler.
-        if is_staff_change && response.status().is_success() {
-            state.slot_inputs.clear();
+        // Any successful write may change what slot search answers (a booking, a staff
+        // change to the catalogue, hours or closures): drop this instance's copies here
+        // rather than in every handler.
+        if is_write && response.status().is_success() {
+            state.slot_answers.clear();
+            if is_staff {
+                state.slot_inputs.clear();
+            }
         }
         let elapsed = started.elapsed();
         let status = response.status();

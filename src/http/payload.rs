@@ -1,8 +1,12 @@
-//! `SerdeJson<T>`: a JSON response that serialises `T` straight to bytes with serde, for large
-//! bodies on hot paths (a month of slots). poem-openapi's `Json<T>` first builds a
-//! `serde_json::Value` tree, which dominated the cost of availability responses. The OpenAPI
-//! schema is still `T`'s, so the two must agree: derive both `Object` and `Serialize`.
+//! `SerdeJson<T>`: a JSON response serialised straight to bytes with serde, for large bodies
+//! on hot paths (a month of slots). poem-openapi's `Json<T>` first builds a
+//! `serde_json::Value` tree, which dominated the cost of availability responses. The bytes
+//! can be kept and answered again. The OpenAPI schema is still `T`'s, so the two must agree:
+//! derive both `Object` and `Serialize`.
 
+use std::marker::PhantomData;
+
+use bytes::Bytes;
 use poem::{IntoResponse, Response, http::StatusCode};
 use poem_openapi::{
     ApiResponse,
@@ -12,7 +16,30 @@ use poem_openapi::{
 };
 use serde::Serialize;
 
-pub struct SerdeJson<T>(pub T);
+pub struct SerdeJson<T> {
+    body: Bytes,
+    schema: PhantomData<T>,
+}
+
+impl<T: Serialize> SerdeJson<T> {
+    pub fn new(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::to_vec(value).map(|v| Self::from_bytes(Bytes::from(v)))
+    }
+}
+
+impl<T> SerdeJson<T> {
+    /// Bytes that an earlier `new` of the same `T` produced.
+    pub fn from_bytes(body: Bytes) -> Self {
+        Self {
+            body,
+            schema: PhantomData,
+        }
+    }
+
+    pub fn bytes(&self) -> Bytes {
+        self.body.clone()
+    }
+}
 
 impl<T: Type + Send> Payload for SerdeJson<T> {
     const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
@@ -26,14 +53,11 @@ impl<T: Type + Send> Payload for SerdeJson<T> {
     }
 }
 
-impl<T: Serialize + Send> IntoResponse for SerdeJson<T> {
+impl<T: Send> IntoResponse for SerdeJson<T> {
     fn into_response(self) -> Response {
-        match serde_json::to_vec(&self.0) {
-            Ok(body) => Response::builder()
-                .content_type("application/json; charset=utf-8")
-                .body(body),
-            Err(e) => super::problem::ApiError::internal(e).into_response(),
-        }
+        Response::builder()
+            .content_type("application/json; charset=utf-8")
+            .body(self.body)
     }
 }
 

@@ -116,52 +116,25 @@ impl StaticInputs {
     }
 }
 
-/// A per-instance cache of [`StaticInputs`] with a short time to live. It is only ever a copy:
-/// this instance clears it on every staff change, other instances see the change within the
-/// TTL, and bookings never use it — they re-read everything inside their transaction.
-pub struct StaticCache {
-    ttl: std::time::Duration,
-    entries: std::sync::Mutex<HashMap<Uuid, (std::time::Instant, std::sync::Arc<StaticInputs>)>>,
-}
+/// A per-instance cache of [`StaticInputs`] by service. It is only ever a copy: this
+/// instance clears it on every staff change, other instances see the change within the TTL,
+/// and bookings never use it — they re-read everything inside their transaction.
+pub type StaticCache = crate::cache::TtlCache<Uuid, std::sync::Arc<StaticInputs>>;
 
-impl StaticCache {
-    pub fn new(ttl: std::time::Duration) -> Self {
-        Self {
-            ttl,
-            entries: std::sync::Mutex::new(HashMap::new()),
-        }
+/// The cached inputs for a service, read afresh when missing or expired.
+pub async fn static_inputs(
+    cache: &StaticCache,
+    conn: &impl ConnectionTrait,
+    service_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<std::sync::Arc<StaticInputs>>, DbErr> {
+    if let Some(hit) = cache.get(&service_id) {
+        return Ok(Some(hit));
     }
-
-    /// The cached inputs for a service, read afresh when missing or older than the TTL.
-    pub async fn get(
-        &self,
-        conn: &impl ConnectionTrait,
-        service_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<Option<std::sync::Arc<StaticInputs>>, DbErr> {
-        if let Some(hit) = self.lookup(service_id) {
-            return Ok(Some(hit));
-        }
-        let Some(fresh) = StaticInputs::read(conn, service_id, now).await? else {
-            return Ok(None);
-        };
-        let fresh = std::sync::Arc::new(fresh);
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.insert(service_id, (std::time::Instant::now(), fresh.clone()));
-        }
-        Ok(Some(fresh))
-    }
-
-    fn lookup(&self, service_id: Uuid) -> Option<std::sync::Arc<StaticInputs>> {
-        let entries = self.entries.lock().ok()?;
-        let (at, inputs) = entries.get(&service_id)?;
-        (at.elapsed() < self.ttl).then(|| inputs.clone())
-    }
-
-    /// Forgets everything (after a staff change on this instance).
-    pub fn clear(&self) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.clear();
-        }
-    }
+    let Some(fresh) = StaticInputs::read(conn, service_id, now).await? else {
+        return Ok(None);
+    };
+    let fresh = std::sync::Arc::new(fresh);
+    cache.insert(service_id, fresh.clone());
+    Ok(Some(fresh))
 }

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod availability;
 pub mod bookings;
 pub mod catalogue;
+pub mod enquiries;
 pub mod patients;
 pub mod schedule;
 pub mod staff;

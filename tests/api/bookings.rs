@@ -610,3 +610,73 @@ async fn post_all(client: &reqwest::Client, requests: Vec<(String, Value)>) -> V
     statuses.sort();
     statuses.into_iter().map(|(_, s)| s).collect()
 }
+
+#[tokio::test]
+async fn booking_changes_reach_the_patient_practitioner_and_staff_by_smtp() {
+    use frontdesk::email::worker;
+    let smtp = crate::smtp::SmtpServer::start().await;
+    let app = crate::helpers::spawn_app_with_smtp(&smtp, |_| {}).await;
+    let (admin, practitioner, service) = clinic_with_one_practitioner(&app).await;
+    let reply = app
+        .patch_as(
+            &admin,
+            &format!("/api/v1/staff/practitioners/{practitioner}"),
+            json!({ "email": "amara@clinic.test" }),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let free = free_starts(&app, &service, 5).await;
+    let created = book(&app, booking_body(&service, &free[0], "jo@example.com")).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let token = created.body["manage_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    // Confirmation, practitioner notice and staff notice now; the reminder waits for its time.
+    assert_eq!(worker::run_once(&app.state).await.expect("worker"), 3);
+    let mut recipients: Vec<String> = smtp
+        .messages()
+        .iter()
+        .flat_map(|m| m.rcpt_to.clone())
+        .collect();
+    recipients.sort();
+    assert_eq!(
+        recipients,
+        [
+            "amara@clinic.test",
+            "frontdesk@example.com",
+            "jo@example.com"
+        ]
+    );
+    let to_patient = smtp
+        .messages()
+        .into_iter()
+        .find(|m| m.rcpt_to == ["jo@example.com"])
+        .expect("patient confirmation");
+    let raw = to_patient.data.clone();
+    assert!(raw.contains("METHOD:REQUEST"), "{raw}");
+    assert!(
+        raw.contains(&format!("/manage/{token}")),
+        "manage link in the email"
+    );
+    // Cancelling through the link: a CANCEL to the patient, notices to the others, and the
+    // reminder is voided rather than ever sent.
+    smtp.clear();
+    let cancel = app
+        .post(&format!("/api/v1/manage/{token}/cancel"), json!({}))
+        .await;
+    assert_eq!(cancel.status, 200, "{}", cancel.body);
+    assert_eq!(worker::run_once(&app.state).await.expect("worker"), 3);
+    let cancel_mail = smtp
+        .messages()
+        .into_iter()
+        .find(|m| m.rcpt_to == ["jo@example.com"])
+        .expect("patient cancellation");
+    assert!(cancel_mail.data.contains("METHOD:CANCEL"));
+    let pending = entity::outbox_message::Entity::find()
+        .filter(entity::outbox_message::Column::Status.eq("pending"))
+        .all(&app.db)
+        .await
+        .expect("outbox");
+    assert!(pending.is_empty(), "nothing left to send: {pending:?}");
+}

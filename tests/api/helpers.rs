@@ -2,9 +2,16 @@
 //! with a fresh database — a SQLite file in a temp dir, or, when
 //! `FRONTDESK_TEST_POSTGRES_URL` is set, a new PostgreSQL database that is dropped afterwards.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
-use frontdesk::{config::Settings, startup::Application};
+use frontdesk::{
+    config::{EmailTransportKind, Settings, SmtpTls},
+    startup::Application,
+    state::AppState,
+};
 use reqwest::{Method, StatusCode};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
@@ -26,7 +33,10 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: sea_orm::DatabaseConnection,
     pub settings: Settings,
-    _sqlite_dir: Option<tempfile::TempDir>,
+    /// The running service's state, for driving the outbox worker by hand.
+    pub state: Arc<AppState>,
+    /// Holds the SQLite database (when not on PostgreSQL) and the `.eml` folder.
+    _temp_dir: tempfile::TempDir,
     postgres: Option<PostgresDb>,
 }
 
@@ -72,7 +82,8 @@ pub async fn spawn_app() -> TestApp {
 /// Spawns the app after letting the test adjust its settings.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = test_settings();
-    let mut sqlite_dir = None;
+    let temp_dir = tempfile::tempdir().expect("temp dir");
+    settings.email.file_dir = temp_dir.path().join("mail");
     let mut postgres = None;
     match postgres_url() {
         Some(admin_url) => {
@@ -91,13 +102,10 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
             postgres = Some(PostgresDb { admin_url, name });
         }
         None => {
-            let dir = tempfile::tempdir().expect("temp dir");
             settings.database.url = format!(
                 "sqlite://{}?mode=rwc",
-                dir.path().join("frontdesk.db").display()
+                temp_dir.path().join("frontdesk.db").display()
             );
-            settings.email.file_dir = dir.path().join("mail");
-            sqlite_dir = Some(dir);
         }
     }
     adjust(&mut settings);
@@ -106,6 +114,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         .expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let db = app.state.db.clone();
+    let state = app.state.clone();
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         address,
@@ -115,9 +124,28 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
             .expect("client"),
         db,
         settings,
-        _sqlite_dir: sqlite_dir,
+        state,
+        _temp_dir: temp_dir,
         postgres,
     }
+}
+
+/// Spawns the app with email going by SMTP to `smtp` (plain, no credentials, short timeout),
+/// after letting the test adjust its settings.
+pub async fn spawn_app_with_smtp(
+    smtp: &crate::smtp::SmtpServer,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let port = smtp.port();
+    spawn_app_with(move |s| {
+        s.email.transport = EmailTransportKind::Smtp;
+        s.email.smtp.host = "127.0.0.1".to_string();
+        s.email.smtp.port = port;
+        s.email.smtp.tls = SmtpTls::None;
+        s.email.smtp.timeout_seconds = 5;
+        adjust(s);
+    })
+    .await
 }
 
 /// A response with its status, headers and body parsed as JSON (Null when empty or not JSON).

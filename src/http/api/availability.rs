@@ -95,12 +95,14 @@ impl AvailabilityApi {
         practitioner_id: Option<Uuid>,
         now: DateTime<Utc>,
     ) -> ApiResult<(Arc<StaticInputs>, Vec<Uuid>)> {
-        let inputs = self
-            .state
-            .slot_inputs
-            .get(&self.state.db, service_id, now)
-            .await?
-            .ok_or_else(|| ApiError::not_found("service"))?;
+        let inputs = store::availability::static_inputs(
+            &self.state.slot_inputs,
+            &self.state.db,
+            service_id,
+            now,
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("service"))?;
         let ids = match practitioner_id {
             None => inputs.practitioner_ids.clone(),
             Some(pid) if inputs.practitioner_ids.contains(&pid) => vec![pid],
@@ -190,15 +192,22 @@ impl AvailabilityApi {
             )
             .into());
         }
+        let key = format!("{}|{:?}|{from}|{to}", service_id.0, practitioner_id.0);
+        if let Some(body) = self.state.slot_answers.get(&key) {
+            return Ok(SerdeJson::from_bytes(body));
+        }
         let now = Utc::now();
         let (inputs, ids) = self.targets(service_id.0, practitioner_id.0, now).await?;
         let slots = self.search(&inputs, &ids, from, to, now).await?;
         let tz = self.state.tz;
-        Ok(SerdeJson(Availability {
+        let answer = SerdeJson::new(&Availability {
             service_id: inputs.service.id,
             time_zone: self.state.settings.clinic.time_zone.clone(),
             slots: slots.iter().map(|s| slot_object(s, tz)).collect(),
-        }))
+        })
+        .map_err(ApiError::internal)?;
+        self.state.slot_answers.insert(key, answer.bytes());
+        Ok(answer)
     }
 
     /// The earliest free slot of a service within the booking horizon, or null.

@@ -393,9 +393,15 @@ impl BookingsApi {
             None => None,
         };
         let d = self.by_token(&token).await?;
-        let d = booking::cancel(&self.state, d.appointment.id, Actor::Patient, reason)
-            .await
-            .map_err(|e| booking_problem(e, self.phone()))?;
+        let d = booking::cancel(
+            &self.state,
+            d.appointment.id,
+            Actor::Patient,
+            reason,
+            Some(&token),
+        )
+        .await
+        .map_err(|e| booking_problem(e, self.phone()))?;
         Ok(Json(BookingEnvelope {
             booking: booking_object(&d, self.state.tz),
         }))
@@ -421,6 +427,7 @@ impl BookingsApi {
             Actor::Patient,
             start,
             body.0.practitioner_id,
+            Some(&token),
         )
         .await
         .map_err(|e| booking_problem(e, self.phone()))?;

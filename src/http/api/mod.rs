@@ -6,7 +6,9 @@ pub mod availability;
 pub mod bookings;
 pub mod catalogue;
 pub mod clinic;
+pub mod enquiries;
 pub mod ops;
+pub mod staff_outbox;
 pub mod staff_practitioners;
 pub mod staff_schedule;
 pub mod staff_services;
@@ -27,6 +29,8 @@ pub enum ApiTags {
     Catalogue,
     /// Online booking and the patient's manage link.
     Booking,
+    /// The contact form and the staff enquiry inbox.
+    Enquiries,
     /// Staff sign-in.
     Auth,
     /// Staff management of services and practitioners.
@@ -35,6 +39,8 @@ pub enum ApiTags {
     StaffSchedule,
     /// Staff accounts and the audit log (admin).
     StaffAdmin,
+    /// Outgoing email: the outbox and retries of dead messages.
+    StaffEmail,
     /// Health and metrics.
     Operations,
 }
@@ -45,11 +51,13 @@ pub type Apis = (
     catalogue::CatalogueApi,
     availability::AvailabilityApi,
     bookings::BookingsApi,
+    enquiries::EnquiriesApi,
     auth::AuthApi,
     staff_services::StaffServicesApi,
     staff_practitioners::StaffPractitionersApi,
     staff_schedule::StaffScheduleApi,
     staff_users::StaffUsersApi,
+    staff_outbox::StaffOutboxApi,
 );
 
 pub fn apis(state: &Arc<AppState>) -> Apis {
@@ -60,11 +68,13 @@ pub fn apis(state: &Arc<AppState>) -> Apis {
         catalogue::CatalogueApi { state: s() },
         availability::AvailabilityApi { state: s() },
         bookings::BookingsApi { state: s() },
+        enquiries::EnquiriesApi { state: s() },
         auth::AuthApi { state: s() },
         staff_services::StaffServicesApi { state: s() },
         staff_practitioners::StaffPractitionersApi { state: s() },
         staff_schedule::StaffScheduleApi { state: s() },
         staff_users::StaffUsersApi { state: s() },
+        staff_outbox::StaffOutboxApi { state: s() },
     )
 }
 

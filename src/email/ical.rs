@@ -1,0 +1,291 @@
+//! RFC 5545 iCalendar invitations for booking emails: `METHOD:REQUEST` for a confirmed or
+//! moved booking, `METHOD:CANCEL` for a cancelled one, one stable UID per booking so calendar
+//! clients update the same event, times in UTC, lines folded at 75 octets with CRLF endings.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// The iTIP method of an invitation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Request,
+    Cancel,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Request => "REQUEST",
+            Method::Cancel => "CANCEL",
+        }
+    }
+}
+
+/// What a calendar event about one booking says.
+#[derive(Debug, Clone)]
+pub struct Invite<'a> {
+    pub method: Method,
+    pub appointment_id: Uuid,
+    /// Incremented on every change of the booking; clients apply the highest.
+    pub sequence: i32,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// When this version of the event was made.
+    pub stamp: DateTime<Utc>,
+    pub summary: &'a str,
+    pub location: &'a str,
+    pub description: &'a str,
+    pub organizer_name: &'a str,
+    pub organizer_email: &'a str,
+    pub attendee_name: &'a str,
+    pub attendee_email: &'a str,
+}
+
+/// The UID of every event about one booking.
+pub fn uid(appointment_id: Uuid) -> String {
+    format!("{appointment_id}@frontdesk")
+}
+
+/// The iCalendar object, CRLF-terminated and folded.
+pub fn render(invite: &Invite<'_>) -> String {
+    let status = match invite.method {
+        Method::Request => "CONFIRMED",
+        Method::Cancel => "CANCELLED",
+    };
+    let lines = [
+        "BEGIN:VCALENDAR".to_string(),
+        "VERSION:2.0".to_string(),
+        "PRODID:-//Frontdesk//Clinic bookings//EN".to_string(),
+        "CALSCALE:GREGORIAN".to_string(),
+        format!("METHOD:{}", invite.method.as_str()),
+        "BEGIN:VEVENT".to_string(),
+        format!("UID:{}", uid(invite.appointment_id)),
+        format!("SEQUENCE:{}", invite.sequence.max(0)),
+        format!("DTSTAMP:{}", utc(invite.stamp)),
+        format!("DTSTART:{}", utc(invite.start)),
+        format!("DTEND:{}", utc(invite.end)),
+        format!("SUMMARY:{}", text(invite.summary)),
+        format!("LOCATION:{}", text(invite.location)),
+        format!("DESCRIPTION:{}", text(invite.description)),
+        format!(
+            "ORGANIZER;CN={}:mailto:{}",
+            param(invite.organizer_name),
+            uri(invite.organizer_email)
+        ),
+        format!(
+            "ATTENDEE;CN={};ROLE=REQ-PARTICIPANT;PARTSTAT=ACCEPTED;RSVP=FALSE:mailto:{}",
+            param(invite.attendee_name),
+            uri(invite.attendee_email)
+        ),
+        format!("STATUS:{status}"),
+        "TRANSP:OPAQUE".to_string(),
+        "END:VEVENT".to_string(),
+        "END:VCALENDAR".to_string(),
+    ];
+    let mut out = String::new();
+    for line in &lines {
+        fold_into(&mut out, line);
+    }
+    out
+}
+
+/// `20261126T093000Z`.
+fn utc(t: DateTime<Utc>) -> String {
+    t.format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+/// A TEXT value (RFC 5545 §3.3.11): backslash, semicolon and comma escaped, line breaks as
+/// `\n`, other control characters dropped.
+pub fn text(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            ';' => out.push_str("\\;"),
+            ',' => out.push_str("\\,"),
+            '\r' => {
+                if chars.peek() != Some(&'\n') {
+                    out.push_str("\\n");
+                }
+            }
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A parameter value, always quoted: a quoted-string may hold anything but control
+/// characters and DQUOTE (§3.1), so those are dropped.
+fn param(value: &str) -> String {
+    let clean: String = value
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"')
+        .collect();
+    format!("\"{}\"", clean.trim())
+}
+
+/// An address inside a `mailto:` URI: nothing that could end the line or the value.
+fn uri(address: &str) -> String {
+    address
+        .chars()
+        .filter(|c| !c.is_control() && !c.is_whitespace() && !matches!(c, '"' | ';' | ','))
+        .collect()
+}
+
+/// Appends `line` folded at 75 octets (§3.1): continuation lines start with one space, which
+/// counts towards their 75, and a fold never splits a UTF-8 character.
+fn fold_into(out: &mut String, line: &str) {
+    const LIMIT: usize = 75;
+    let mut used = 0;
+    for c in line.chars() {
+        let width = c.len_utf8();
+        if used + width > LIMIT {
+            out.push_str("\r\n ");
+            used = 1;
+        }
+        out.push(c);
+        used += width;
+    }
+    out.push_str("\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn invite<'a>(method: Method, summary: &'a str, attendee: &'a str) -> Invite<'a> {
+        let start = Utc
+            .with_ymd_and_hms(2030, 3, 31, 8, 30, 0)
+            .single()
+            .expect("valid test instant");
+        Invite {
+            method,
+            appointment_id: Uuid::nil(),
+            sequence: 2,
+            start,
+            end: start + chrono::Duration::minutes(45),
+            stamp: start - chrono::Duration::days(3),
+            summary,
+            location: "12 Riverside Walk, London; SE1",
+            description: "Line one\nLine two",
+            organizer_name: "Riverside \"Physio\"",
+            organizer_email: "bookings@example.com",
+            attendee_name: attendee,
+            attendee_email: "pat@example.com",
+        }
+    }
+
+    fn unfold(ics: &str) -> String {
+        ics.replace("\r\n ", "")
+    }
+
+    #[test]
+    fn every_line_ends_in_crlf_and_is_at_most_75_octets() {
+        let long = "Sports massage with a very long name ".repeat(6)
+            + "ÅÉÎØÜ ✓ 日本語 ".repeat(8).as_str();
+        let ics = render(&invite(Method::Request, &long, "Zoë Ångström"));
+        assert!(ics.ends_with("\r\n"));
+        for line in ics.split("\r\n").filter(|l| !l.is_empty()) {
+            assert!(line.len() <= 75, "{} octets: {line:?}", line.len());
+            assert!(!line.contains('\n') && !line.contains('\r'));
+        }
+        assert!(
+            !ics.replace("\r\n", "").contains('\n'),
+            "bare LF in {ics:?}"
+        );
+        // Unfolding gives back the whole value, characters intact.
+        let summary_line = unfold(&ics)
+            .lines()
+            .find(|l| l.starts_with("SUMMARY:"))
+            .map(str::to_string)
+            .expect("summary");
+        assert_eq!(summary_line, format!("SUMMARY:{}", text(&long)));
+    }
+
+    #[test]
+    fn a_fold_never_splits_a_multibyte_character() {
+        // 74 ASCII octets then a 3-byte character: it must move to the next line whole.
+        let mut out = String::new();
+        let line = format!("{}€€", "x".repeat(74));
+        fold_into(&mut out, &line);
+        assert_eq!(out, format!("{}\r\n €€\r\n", "x".repeat(74)));
+    }
+
+    #[test]
+    fn text_values_are_escaped() {
+        assert_eq!(text("a\\b;c,d\ne\r\nf\u{7}"), "a\\\\b\\;c\\,d\\ne\\nf");
+    }
+
+    #[test]
+    fn request_and_cancel_carry_method_status_uid_and_utc_times() {
+        let request = unfold(&render(&invite(Method::Request, "Physio", "Pat")));
+        assert!(request.contains("\r\nMETHOD:REQUEST\r\n"));
+        assert!(request.contains("\r\nSTATUS:CONFIRMED\r\n"));
+        assert!(request.contains("\r\nUID:00000000-0000-0000-0000-000000000000@frontdesk\r\n"));
+        assert!(request.contains("\r\nSEQUENCE:2\r\n"));
+        assert!(request.contains("\r\nDTSTART:20300331T083000Z\r\n"));
+        assert!(request.contains("\r\nDTEND:20300331T091500Z\r\n"));
+        assert!(request.contains("\r\nLOCATION:12 Riverside Walk\\, London\\; SE1\r\n"));
+        assert!(
+            request
+                .contains("\r\nORGANIZER;CN=\"Riverside Physio\":mailto:bookings@example.com\r\n")
+        );
+        let cancel = unfold(&render(&invite(Method::Cancel, "Physio", "Pat")));
+        assert!(cancel.contains("\r\nMETHOD:CANCEL\r\n"));
+        assert!(cancel.contains("\r\nSTATUS:CANCELLED\r\n"));
+    }
+
+    #[test]
+    fn a_real_parser_reads_back_what_was_written() {
+        use icalendar::{Component, DatePerhapsTime};
+        let long_summary = "Pilates, one-to-one; reformer \\ mat ".repeat(5);
+        let written = invite(Method::Request, &long_summary, "Zoë Ångström");
+        let ics = render(&written);
+        let cal: icalendar::Calendar = ics.parse().expect("parses");
+        assert_eq!(cal.property_value("METHOD"), Some("REQUEST"));
+        let event = cal
+            .components
+            .iter()
+            .find_map(|c| c.as_event())
+            .expect("one event");
+        assert_eq!(
+            event.get_uid(),
+            Some("00000000-0000-0000-0000-000000000000@frontdesk")
+        );
+        assert_eq!(event.get_sequence(), Some(2));
+        assert_eq!(
+            event.get_start(),
+            Some(DatePerhapsTime::DateTime(icalendar::CalendarDateTime::Utc(
+                written.start
+            )))
+        );
+        assert_eq!(
+            event.get_end(),
+            Some(DatePerhapsTime::DateTime(icalendar::CalendarDateTime::Utc(
+                written.end
+            )))
+        );
+        assert_eq!(event.get_timestamp(), Some(written.stamp));
+        assert_eq!(event.get_summary(), Some(long_summary.as_str()));
+    }
+
+    #[test]
+    fn a_name_cannot_break_out_of_its_parameter() {
+        let ics = render(&invite(
+            Method::Request,
+            "Physio",
+            "Eve\";ROLE=CHAIR:\r\nX-EVIL:1",
+        ));
+        let attendee = unfold(&ics)
+            .lines()
+            .find(|l| l.starts_with("ATTENDEE"))
+            .map(str::to_string)
+            .expect("attendee");
+        assert!(attendee.starts_with("ATTENDEE;CN=\"Eve;ROLE=CHAIR:X-EVIL:1\";ROLE=REQ"));
+        assert!(!ics.contains("\r\nX-EVIL"));
+    }
+}

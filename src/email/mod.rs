@@ -1,0 +1,286 @@
+//! Email: what each booking change or enquiry sends, written into the outbox in the caller's
+//! transaction (`outbox`), rendered from template files (`render`) with calendar invitations
+//! (`ical`), and delivered later by the worker (`worker`) through SMTP or files (`transport`).
+
+mod compose;
+pub mod ical;
+pub mod outbox;
+pub mod render;
+pub mod smtp;
+pub mod transport;
+pub mod worker;
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use lettre::message::Mailbox;
+use minijinja::Value;
+use sea_orm::{ConnectionTrait, DbErr};
+use uuid::Uuid;
+
+use crate::config::Settings;
+
+pub use compose::local_when;
+pub use outbox::OutgoingEmail;
+pub use render::{Rendered, Templates};
+pub use transport::{Mailer, SendError};
+
+/// Every kind of email the service sends; the name is the stem of its template files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EmailKind {
+    /// To the patient, with a REQUEST invitation.
+    BookingConfirmed,
+    /// To the patient, with a REQUEST invitation of a higher SEQUENCE.
+    BookingRescheduled,
+    /// To the patient, with a CANCEL.
+    BookingCancelled,
+    /// To the practitioner: a booking with them was made, moved or cancelled.
+    PractitionerNotice,
+    /// To `email.staff_inbox`: a booking was made, moved or cancelled.
+    StaffNotice,
+    /// To the patient, `email.reminder_hours_before` the start.
+    Reminder,
+    /// To `email.staff_inbox`, Reply-To the enquirer.
+    EnquiryReceived,
+    /// To the enquirer: we have your enquiry.
+    EnquiryAck,
+}
+
+impl EmailKind {
+    pub const ALL: [EmailKind; 8] = [
+        EmailKind::BookingConfirmed,
+        EmailKind::BookingRescheduled,
+        EmailKind::BookingCancelled,
+        EmailKind::PractitionerNotice,
+        EmailKind::StaffNotice,
+        EmailKind::Reminder,
+        EmailKind::EnquiryReceived,
+        EmailKind::EnquiryAck,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmailKind::BookingConfirmed => "booking_confirmed",
+            EmailKind::BookingRescheduled => "booking_rescheduled",
+            EmailKind::BookingCancelled => "booking_cancelled",
+            EmailKind::PractitionerNotice => "practitioner_notice",
+            EmailKind::StaffNotice => "staff_notice",
+            EmailKind::Reminder => "reminder",
+            EmailKind::EnquiryReceived => "enquiry_received",
+            EmailKind::EnquiryAck => "enquiry_ack",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EmailKind> {
+        EmailKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// What the emails about one booking need to say.
+#[derive(Debug, Clone)]
+pub struct BookingEmail {
+    pub appointment_id: Uuid,
+    pub reference: String,
+    pub service_name: String,
+    pub practitioner_name: String,
+    pub practitioner_email: Option<String>,
+    pub patient_name: String,
+    pub patient_email: Option<String>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// The booking's iCalendar SEQUENCE (incremented on every change).
+    pub sequence: i32,
+    pub manage_url: Option<String>,
+}
+
+/// A change to a booking that people must hear about.
+#[derive(Debug, Clone, Copy)]
+pub enum BookingChange<'a> {
+    Confirmed(&'a BookingEmail),
+    Rescheduled {
+        booking: &'a BookingEmail,
+        previous_start: DateTime<Utc>,
+    },
+    Cancelled {
+        booking: &'a BookingEmail,
+        reason: Option<&'a str>,
+    },
+}
+
+impl<'a> BookingChange<'a> {
+    fn booking(&self) -> &'a BookingEmail {
+        match *self {
+            BookingChange::Confirmed(b) => b,
+            BookingChange::Rescheduled { booking, .. } => booking,
+            BookingChange::Cancelled { booking, .. } => booking,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            BookingChange::Confirmed(_) => "confirmed",
+            BookingChange::Rescheduled { .. } => "rescheduled",
+            BookingChange::Cancelled { .. } => "cancelled",
+        }
+    }
+}
+
+/// Who an email goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    pub address: String,
+    /// A display name (may be empty); control characters are dropped before it reaches a header.
+    pub name: String,
+}
+
+impl Recipient {
+    pub fn new(address: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            address: address.into(),
+            name: name.into(),
+        }
+    }
+
+    /// `email.staff_inbox`, named after the clinic unless the setting names it.
+    pub fn staff_inbox(settings: &Settings) -> Recipient {
+        match settings.email.staff_inbox.parse::<Mailbox>() {
+            Ok(mailbox) => Recipient::new(
+                mailbox.email.to_string(),
+                mailbox
+                    .name
+                    .unwrap_or_else(|| format!("{} front desk", settings.clinic.name)),
+            ),
+            Err(_) => Recipient::new(settings.email.staff_inbox.trim(), ""),
+        }
+    }
+
+    /// `Name <address>` for a Reply-To header.
+    fn mailbox(&self) -> String {
+        match (
+            transport::display_name(&self.name),
+            self.address.trim().parse(),
+        ) {
+            (name, Ok(address)) => Mailbox::new(name, address).to_string(),
+            (_, Err(_)) => self.address.trim().to_string(),
+        }
+    }
+}
+
+/// Writes every email a booking change causes into the outbox (patient — only when
+/// patient_email is Some —, practitioner when practitioner_email is Some, and
+/// email.staff_inbox), voids/schedules reminders (a reminder email.reminder_hours_before the
+/// start, as a pending row whose next_attempt_at is that time; none when 0, when that time is
+/// already past, or when there is no patient email; voided on cancel and on reschedule, then
+/// rescheduled).
+///
+/// Pass the transaction of the change itself, so the emails exist if and only if it commits.
+pub async fn booking_changed(
+    conn: &impl ConnectionTrait,
+    settings: &Settings,
+    tz: Tz,
+    change: BookingChange<'_>,
+) -> Result<(), DbErr> {
+    let templates = templates(settings)?;
+    let booking = change.booking();
+    let now = Utc::now();
+    let vars = compose::booking_vars(settings, tz, change);
+    let domain = compose::message_id_domain(settings);
+
+    if let Some(address) = &booking.patient_email {
+        let (kind, method) = match change {
+            BookingChange::Confirmed(_) => (EmailKind::BookingConfirmed, ical::Method::Request),
+            BookingChange::Rescheduled { .. } => {
+                (EmailKind::BookingRescheduled, ical::Method::Request)
+            }
+            BookingChange::Cancelled { .. } => (EmailKind::BookingCancelled, ical::Method::Cancel),
+        };
+        let to = Recipient::new(address, &booking.patient_name);
+        let ics = compose::invite(settings, booking, method, &to, now);
+        let email = compose::email(&templates, kind, &to, None, &vars, &domain)?.with_booking(
+            booking.appointment_id,
+            Some((ics, method.as_str())),
+            now,
+        );
+        outbox::enqueue(conn, &email).await?;
+    }
+    if let Some(address) = &booking.practitioner_email {
+        let to = Recipient::new(address, &booking.practitioner_name);
+        let email = compose::email(
+            &templates,
+            EmailKind::PractitionerNotice,
+            &to,
+            None,
+            &vars,
+            &domain,
+        )?
+        .with_booking(booking.appointment_id, None, now);
+        outbox::enqueue(conn, &email).await?;
+    }
+    let staff = Recipient::staff_inbox(settings);
+    let email = compose::email(
+        &templates,
+        EmailKind::StaffNotice,
+        &staff,
+        None,
+        &vars,
+        &domain,
+    )?
+    .with_booking(booking.appointment_id, None, now);
+    outbox::enqueue(conn, &email).await?;
+
+    // A booking has at most one pending reminder, for its current time.
+    outbox::void_reminders(conn, booking.appointment_id).await?;
+    if let (false, Some(address)) = (
+        matches!(change, BookingChange::Cancelled { .. }),
+        &booking.patient_email,
+    ) {
+        let hours = settings.email.reminder_hours_before;
+        let at = booking.start - chrono::Duration::hours(i64::from(hours));
+        if hours > 0 && at > now {
+            let to = Recipient::new(address, &booking.patient_name);
+            let email = compose::email(&templates, EmailKind::Reminder, &to, None, &vars, &domain)?
+                .with_booking(booking.appointment_id, None, at);
+            outbox::enqueue(conn, &email).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Renders `kind` with the clinic's details and `vars` and writes it into the outbox, due now;
+/// for emails that are not about a booking (enquiries). Pass the transaction of the change
+/// that causes it.
+pub async fn enqueue(
+    conn: &impl ConnectionTrait,
+    settings: &Settings,
+    kind: EmailKind,
+    to: &Recipient,
+    reply_to: Option<&Recipient>,
+    vars: &[(&str, &str)],
+) -> Result<Uuid, DbErr> {
+    let templates = templates(settings)?;
+    let mut all = compose::clinic_vars(settings);
+    for (key, value) in vars {
+        all.insert(key.to_string(), Value::from(*value));
+    }
+    let mut email = compose::email(
+        &templates,
+        kind,
+        to,
+        reply_to,
+        &all,
+        &compose::message_id_domain(settings),
+    )?;
+    email.send_after = Utc::now();
+    outbox::enqueue(conn, &email).await
+}
+
+/// Checks at start-up that the template folder is complete and renders.
+pub fn check_templates(dir: &Path) -> Result<(), render::TemplateError> {
+    Templates::for_dir(dir).map(|_| ())
+}
+
+fn templates(settings: &Settings) -> Result<std::sync::Arc<Templates>, DbErr> {
+    Templates::for_dir(&settings.email.templates_dir)
+        .map_err(|e| DbErr::Custom(format!("email.templates_dir: {e}")))
+}
