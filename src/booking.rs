@@ -17,6 +17,7 @@ use crate::{
         availability::{self, OutsideReason, Unavailable},
         booking::{self, BookingStatus, PatientDetails},
         localtime,
+        text::{EmailAddress, PersonName, PhoneNumber},
     },
     email::{self, BookingChange, BookingEmail},
     http::api::availability::rules_for,
@@ -366,6 +367,53 @@ pub async fn details(
     })
 }
 
+/// Loads the names for many bookings at once: one query each for services, practitioners and
+/// patients, whatever the number of bookings.
+pub async fn details_many(
+    conn: &impl ConnectionTrait,
+    appointments: Vec<appointment::Model>,
+) -> Result<Vec<BookingDetails>, DbErr> {
+    use std::collections::HashMap;
+    let services: HashMap<Uuid, service::Model> = store::catalogue::list_services(conn, false)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect();
+    let practitioners: HashMap<Uuid, practitioner::Model> =
+        store::catalogue::list_practitioners(conn, false)
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect();
+    let patient_ids: Vec<Uuid> = appointments.iter().map(|a| a.patient_id).collect();
+    let patients: HashMap<Uuid, patient::Model> = store::patients::find_many(conn, &patient_ids)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
+    appointments
+        .into_iter()
+        .map(|appointment| {
+            let missing = |what: &str| DbErr::RecordNotFound(what.to_string());
+            Ok(BookingDetails {
+                service: services
+                    .get(&appointment.service_id)
+                    .cloned()
+                    .ok_or_else(|| missing("service"))?,
+                practitioner: practitioners
+                    .get(&appointment.practitioner_id)
+                    .cloned()
+                    .ok_or_else(|| missing("practitioner"))?,
+                patient: patients
+                    .get(&appointment.patient_id)
+                    .cloned()
+                    .ok_or_else(|| missing("patient"))?,
+                appointment,
+            })
+        })
+        .collect()
+}
+
 /// The service's notice period for patient changes, in hours.
 pub fn notice_hours(state: &AppState, service: &service::Model, reschedule: bool) -> u32 {
     let (own, default) = if reschedule {
@@ -428,6 +476,14 @@ pub async fn cancel(
         now,
     )
     .await?;
+    audit_staff(
+        &txn,
+        actor,
+        "cancel",
+        appt.id,
+        serde_json::json!({ "reason": reason }),
+    )
+    .await?;
     let details = details(&txn, appt).await?;
     let view = email_view(state, &details, manage_token);
     email::booking_changed(
@@ -465,7 +521,10 @@ pub async fn reschedule(
         .ok_or(DbErr::RecordNotFound("service".into()))?;
     // Without a new practitioner the booking stays with the same one.
     let requested = practitioner_id.or(Some(current.practitioner_id));
-    let candidates = candidates(db, service.id, requested).await?;
+    let candidates = match actor {
+        Actor::Patient => candidates(db, service.id, requested).await?,
+        Actor::Staff(_) => Vec::new(),
+    };
     let txn = store::begin_write(db).await?;
     let mut appt = store::bookings::find(&txn, appointment_id)
         .await?
@@ -484,16 +543,25 @@ pub async fn reschedule(
     {
         return Err(BookingError::TooLate);
     }
-    let chosen = choose_practitioner(
-        &txn,
-        state,
-        &service,
-        &candidates,
-        start,
-        now,
-        Some(appt.id),
-    )
-    .await?;
+    let chosen = match actor {
+        Actor::Patient => {
+            choose_practitioner(
+                &txn,
+                state,
+                &service,
+                &candidates,
+                start,
+                now,
+                Some(appt.id),
+            )
+            .await?
+        }
+        Actor::Staff(_) => {
+            let pid = requested.unwrap_or(appt.practitioner_id);
+            check_staff_slot(&txn, &service, pid, start, Some(appt.id)).await?;
+            pid
+        }
+    };
     let previous_start = appt.starts_at;
     let (end, blocked_from, blocked_until) = blocked(&service, start);
     appt.practitioner_id = chosen;
@@ -514,6 +582,14 @@ pub async fn reschedule(
         actor.staff_id(),
         serde_json::json!({ "from": previous_start, "to": start, "practitioner_id": chosen }),
         now,
+    )
+    .await?;
+    audit_staff(
+        &txn,
+        actor,
+        "reschedule",
+        appt.id,
+        serde_json::json!({ "from": previous_start, "to": start }),
     )
     .await?;
     let details = details(&txn, appt).await?;
@@ -543,4 +619,234 @@ pub async fn find_by_token(
         return Ok(None);
     };
     details(&state.db, appt).await.map(Some)
+}
+
+/// Records a staff action on a booking in the audit log (patients' own actions are in the
+/// booking's history only).
+async fn audit_staff(
+    conn: &impl ConnectionTrait,
+    actor: Actor,
+    action: &str,
+    appointment_id: Uuid,
+    detail: serde_json::Value,
+) -> Result<(), DbErr> {
+    match actor {
+        Actor::Patient => Ok(()),
+        Actor::Staff(id) => {
+            store::audit::record(
+                conn,
+                Some(id),
+                action,
+                "booking",
+                Some(appointment_id),
+                detail,
+            )
+            .await
+        }
+    }
+}
+
+/// Staff may book outside the grid, the working hours, the notice and the horizon, but never
+/// over another appointment: the only check is for an overlapping blocked range (and, on
+/// PostgreSQL, the exclusion constraint). The practitioner must be active and offer the
+/// service.
+async fn check_staff_slot(
+    txn: &DatabaseTransaction,
+    service: &service::Model,
+    practitioner_id: Uuid,
+    start: DateTime<Utc>,
+    except: Option<Uuid>,
+) -> Result<(), BookingError> {
+    let practitioner = store::catalogue::find_practitioner(txn, practitioner_id)
+        .await?
+        .filter(|p| p.active)
+        .ok_or_else(|| {
+            BookingError::Invalid(vec![FieldError::new(
+                "practitioner_id",
+                "no such active practitioner",
+            )])
+        })?;
+    let links = store::catalogue::links(txn).await?;
+    if !links
+        .iter()
+        .any(|l| l.practitioner_id == practitioner.id && l.service_id == service.id)
+    {
+        return Err(BookingError::NotOffered);
+    }
+    let (_, blocked_from, blocked_until) = blocked(service, start);
+    let clashes = store::appointments::blocked_ranges(
+        txn,
+        &[practitioner_id],
+        blocked_from,
+        blocked_until,
+        except,
+    )
+    .await?;
+    if clashes.is_empty() {
+        Ok(())
+    } else {
+        Err(BookingError::SlotUnavailable)
+    }
+}
+
+/// A booking taken by staff on the phone or at the desk. The patient's email is optional;
+/// without one, no patient email is sent.
+#[derive(Debug, Clone)]
+pub struct StaffBooking {
+    pub service_id: Uuid,
+    pub practitioner_id: Uuid,
+    pub start: DateTime<Utc>,
+    pub patient_name: PersonName,
+    pub patient_email: Option<EmailAddress>,
+    pub patient_phone: Option<PhoneNumber>,
+    pub notes: String,
+}
+
+/// Books on behalf of a patient (see [`check_staff_slot`] for what staff may override).
+pub async fn book_by_staff(
+    state: &AppState,
+    request: StaffBooking,
+    staff_id: Uuid,
+) -> Result<Booked, BookingError> {
+    let now = Utc::now();
+    let actor = Actor::Staff(staff_id);
+    let service = store::catalogue::find_service(&state.db, request.service_id)
+        .await?
+        .filter(|s| s.active)
+        .ok_or_else(|| {
+            BookingError::Invalid(vec![FieldError::new(
+                "service_id",
+                "no such active service",
+            )])
+        })?;
+    let txn = store::begin_write(&state.db).await?;
+    check_staff_slot(&txn, &service, request.practitioner_id, request.start, None).await?;
+    let patient = match &request.patient_email {
+        Some(email) => {
+            let details = PatientDetails {
+                name: request.patient_name.clone(),
+                email: email.clone(),
+                phone: request.patient_phone.clone(),
+                marketing_consent: false,
+            };
+            store::patients::upsert_by_email(&txn, &details, now).await?
+        }
+        None => {
+            store::patients::insert_without_email(
+                &txn,
+                request.patient_name.as_str(),
+                request.patient_phone.as_ref().map(|p| p.as_str()),
+                now,
+            )
+            .await?
+        }
+    };
+    let manage_token = token::generate();
+    let (end, blocked_from, blocked_until) = blocked(&service, request.start);
+    let appointment = store::bookings::insert(
+        &txn,
+        appointment::Model {
+            id: Uuid::new_v4(),
+            reference: booking::new_reference(),
+            service_id: service.id,
+            practitioner_id: request.practitioner_id,
+            patient_id: patient.id,
+            status: BookingStatus::Confirmed.as_str().to_string(),
+            starts_at: request.start,
+            ends_at: end,
+            blocked_from,
+            blocked_until,
+            source: "staff".to_string(),
+            notes: request.notes,
+            manage_token_hash: Some(token::hash(&manage_token)),
+            cancel_reason: None,
+            sequence: 0,
+            created_at: now,
+            updated_at: now,
+        },
+    )
+    .await
+    .map_err(write_error)?;
+    store::bookings::record_event(
+        &txn,
+        appointment.id,
+        "created",
+        actor.name(),
+        actor.staff_id(),
+        serde_json::json!({ "start": appointment.starts_at, "practitioner_id": appointment.practitioner_id }),
+        now,
+    )
+    .await?;
+    audit_staff(
+        &txn,
+        actor,
+        "create",
+        appointment.id,
+        serde_json::json!({ "start": appointment.starts_at, "practitioner_id": appointment.practitioner_id }),
+    )
+    .await?;
+    let details = details(&txn, appointment).await?;
+    let view = email_view(state, &details, Some(&manage_token));
+    email::booking_changed(
+        &txn,
+        &state.settings,
+        state.tz,
+        BookingChange::Confirmed(&view),
+    )
+    .await?;
+    txn.commit().await.map_err(write_error)?;
+    Ok(Booked {
+        details,
+        manage_token,
+    })
+}
+
+/// Records attendance: a confirmed booking may become arrived, completed or no_show; an
+/// arrived one completed or no_show. Setting the current status again changes nothing.
+pub async fn record_attendance(
+    state: &AppState,
+    appointment_id: Uuid,
+    staff_id: Uuid,
+    next: BookingStatus,
+) -> Result<BookingDetails, BookingError> {
+    use BookingStatus::*;
+    let now = Utc::now();
+    let txn = store::begin_write(&state.db).await?;
+    let mut appt = store::bookings::find(&txn, appointment_id)
+        .await?
+        .ok_or(DbErr::RecordNotFound("appointment".into()))?;
+    let current = BookingStatus::parse(&appt.status).unwrap_or(Cancelled);
+    if current != next {
+        let allowed = matches!(
+            (current, next),
+            (Confirmed, Arrived | Completed | NoShow) | (Arrived, Completed | NoShow)
+        );
+        if !allowed || !matches!(next, Arrived | Completed | NoShow) {
+            return Err(BookingError::NotChangeable(current.as_str()));
+        }
+        appt.status = next.as_str().to_string();
+        appt.updated_at = now;
+        appt = store::bookings::update(&txn, appt).await?;
+        store::bookings::record_event(
+            &txn,
+            appt.id,
+            next.as_str(),
+            "staff",
+            Some(staff_id),
+            serde_json::json!({ "from": current.as_str() }),
+            now,
+        )
+        .await?;
+        audit_staff(
+            &txn,
+            Actor::Staff(staff_id),
+            "attendance",
+            appt.id,
+            serde_json::json!({ "from": current.as_str(), "to": next.as_str() }),
+        )
+        .await?;
+    }
+    let details = details(&txn, appt).await?;
+    txn.commit().await?;
+    Ok(details)
 }

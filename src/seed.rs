@@ -244,6 +244,7 @@ pub async fn seed_demo(db: &DatabaseConnection) -> anyhow::Result<bool> {
                 online_bookable: true,
                 created_at: now,
                 updated_at: now,
+                feed_token_hash: None,
             },
         )
         .await?;

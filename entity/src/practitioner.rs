@@ -18,6 +18,9 @@ pub struct Model {
     pub online_bookable: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// SHA-256 of the calendar feed's secret token; none until a feed is created.
+    #[sea_orm(unique)]
+    pub feed_token_hash: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

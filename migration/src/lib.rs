@@ -14,6 +14,7 @@ mod m20261126_000009_create_idempotency_keys;
 mod m20261126_000010_create_outbox;
 mod m20261126_000011_create_enquiries;
 mod m20261126_000012_create_enquiry_notes;
+mod m20261126_000013_add_practitioner_feed_token;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000010_create_outbox::Migration),
             Box::new(m20261126_000011_create_enquiries::Migration),
             Box::new(m20261126_000012_create_enquiry_notes::Migration),
+            Box::new(m20261126_000013_add_practitioner_feed_token::Migration),
         ]
     }
 }

@@ -1,8 +1,9 @@
 //! Weekly working hours: local wall-clock intervals per weekday, with optional validity dates.
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono_tz::Tz;
 
-use super::FieldError;
+use super::{FieldError, localtime};
 
 /// One working interval of a practitioner's week, in the clinic's local time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +36,36 @@ impl WeeklyInterval {
         };
         starts_before_other_ends && other_starts_before_self_ends
     }
+}
+
+/// A week's intervals on each local date of `from..=to`, as instants `[start, end)` in date
+/// order. Each end is converted on its own date, so a working day across a DST change is as
+/// long as the clock says, and an interval that falls wholly in a spring-forward gap (empty
+/// once converted) is left out.
+pub fn working_periods(
+    tz: Tz,
+    from: NaiveDate,
+    to: NaiveDate,
+    week: &[WeeklyInterval],
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let mut sorted: Vec<&WeeklyInterval> = week.iter().collect();
+    sorted.sort_by_key(|iv| iv.start_minute);
+    std::iter::successors(Some(from), |d| d.succ_opt())
+        .take_while(|d| *d <= to)
+        .flat_map(|date| {
+            sorted
+                .iter()
+                .filter(move |iv| iv.applies_on(date))
+                .map(move |iv| {
+                    (
+                        localtime::instant_at(tz, date, iv.start_minute.min(1440)),
+                        localtime::instant_at(tz, date, iv.end_minute.min(1440)),
+                    )
+                })
+                .filter(|(start, end)| start < end)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 pub const WEEKDAYS: [&str; 7] = [
@@ -165,6 +196,37 @@ mod tests {
         assert!(validate_week(&[a.clone(), b.clone()]).is_ok());
         b.valid_from = Some(date("2026-12-31"));
         assert!(validate_week(&[a, b]).is_err());
+    }
+
+    #[test]
+    fn working_periods_follow_the_clock_across_a_dst_change() {
+        let date = |s: &str| s.parse::<NaiveDate>().expect("date");
+        let tz = chrono_tz::Europe::London;
+        // Saturday 2027-03-27 (GMT) and Sunday 2027-03-28, when 01:00 GMT becomes 02:00 BST.
+        let week = [
+            iv(5, "09:00", "17:00"),
+            iv(6, "00:30", "03:00"),
+            iv(6, "01:10", "01:50"),
+        ];
+        let periods = working_periods(tz, date("2027-03-27"), date("2027-03-28"), &week);
+        let text: Vec<(String, String)> = periods
+            .iter()
+            .map(|(a, b)| (a.to_rfc3339(), b.to_rfc3339()))
+            .collect();
+        assert_eq!(
+            text,
+            [
+                (
+                    "2027-03-27T09:00:00+00:00".to_string(),
+                    "2027-03-27T17:00:00+00:00".to_string()
+                ),
+                // 00:30 GMT to 03:00 BST is 90 real minutes; 01:10–01:50 does not exist.
+                (
+                    "2027-03-28T00:30:00+00:00".to_string(),
+                    "2027-03-28T02:00:00+00:00".to_string()
+                ),
+            ]
+        );
     }
 
     #[test]

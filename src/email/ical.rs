@@ -1,6 +1,7 @@
-//! RFC 5545 iCalendar invitations for booking emails: `METHOD:REQUEST` for a confirmed or
-//! moved booking, `METHOD:CANCEL` for a cancelled one, one stable UID per booking so calendar
-//! clients update the same event, times in UTC, lines folded at 75 octets with CRLF endings.
+//! RFC 5545 iCalendar: invitations for booking emails (`METHOD:REQUEST` for a confirmed or
+//! moved booking, `METHOD:CANCEL` for a cancelled one) and the practitioners' subscription
+//! feeds (`METHOD:PUBLISH`). One stable UID per booking in both, so calendar clients update
+//! the same event; times in UTC; lines folded at 75 octets with CRLF endings.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -86,6 +87,81 @@ pub fn render(invite: &Invite<'_>) -> String {
     for line in &lines {
         fold_into(&mut out, line);
     }
+    out
+}
+
+/// The UID of a practitioner's time-off period in their feed.
+pub fn time_off_uid(time_off_id: Uuid) -> String {
+    format!("time-off-{time_off_id}@frontdesk")
+}
+
+/// The UID of a clinic closure in the feeds.
+pub fn closure_uid(closure_id: Uuid) -> String {
+    format!("closure-{closure_id}@frontdesk")
+}
+
+/// A calendar that clients subscribe to and poll (`METHOD:PUBLISH`).
+#[derive(Debug, Clone)]
+pub struct Feed<'a> {
+    /// Shown as the calendar's name (`X-WR-CALNAME`).
+    pub name: &'a str,
+    pub events: &'a [FeedEvent],
+}
+
+/// One event of a feed.
+#[derive(Debug, Clone)]
+pub struct FeedEvent {
+    pub uid: String,
+    pub sequence: i32,
+    /// When this version of the event was last changed.
+    pub stamp: DateTime<Utc>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub summary: String,
+    pub description: String,
+    /// `STATUS:CANCELLED` and free time instead of `STATUS:CONFIRMED` and busy.
+    pub cancelled: bool,
+}
+
+/// The feed, CRLF-terminated and folded.
+pub fn render_feed(feed: &Feed<'_>) -> String {
+    let mut out = String::new();
+    for line in [
+        "BEGIN:VCALENDAR".to_string(),
+        "VERSION:2.0".to_string(),
+        "PRODID:-//Frontdesk//Clinic bookings//EN".to_string(),
+        "CALSCALE:GREGORIAN".to_string(),
+        "METHOD:PUBLISH".to_string(),
+        format!("X-WR-CALNAME:{}", text(feed.name)),
+        // Hints for how often to poll (Outlook; RFC 7986); Google polls on its own schedule.
+        "X-PUBLISHED-TTL:PT15M".to_string(),
+        "REFRESH-INTERVAL;VALUE=DURATION:PT15M".to_string(),
+    ] {
+        fold_into(&mut out, &line);
+    }
+    for event in feed.events {
+        let (status, transparency) = if event.cancelled {
+            ("CANCELLED", "TRANSPARENT")
+        } else {
+            ("CONFIRMED", "OPAQUE")
+        };
+        for line in [
+            "BEGIN:VEVENT".to_string(),
+            format!("UID:{}", text(&event.uid)),
+            format!("SEQUENCE:{}", event.sequence.max(0)),
+            format!("DTSTAMP:{}", utc(event.stamp)),
+            format!("DTSTART:{}", utc(event.start)),
+            format!("DTEND:{}", utc(event.end)),
+            format!("SUMMARY:{}", text(&event.summary)),
+            format!("DESCRIPTION:{}", text(&event.description)),
+            format!("STATUS:{status}"),
+            format!("TRANSP:{transparency}"),
+            "END:VEVENT".to_string(),
+        ] {
+            fold_into(&mut out, &line);
+        }
+    }
+    fold_into(&mut out, "END:VCALENDAR");
     out
 }
 
@@ -271,6 +347,53 @@ mod tests {
         );
         assert_eq!(event.get_timestamp(), Some(written.stamp));
         assert_eq!(event.get_summary(), Some(long_summary.as_str()));
+    }
+
+    fn feed_event(uid: &str, summary: &str, cancelled: bool) -> FeedEvent {
+        let start = Utc
+            .with_ymd_and_hms(2030, 3, 31, 8, 30, 0)
+            .single()
+            .expect("valid test instant");
+        FeedEvent {
+            uid: uid.to_string(),
+            sequence: 1,
+            stamp: start - chrono::Duration::days(1),
+            start,
+            end: start + chrono::Duration::minutes(45),
+            summary: summary.to_string(),
+            description: "Reference ABCD2345".to_string(),
+            cancelled,
+        }
+    }
+
+    #[test]
+    fn a_feed_is_published_folded_and_read_back_by_a_parser() {
+        use icalendar::{Component, EventStatus};
+        let long = "Sports massage, deep tissue; with a very long name ".repeat(3) + "— Zoë";
+        let events = [
+            feed_event("a@frontdesk", &long, false),
+            feed_event("b@frontdesk", "Pilates — Sam", true),
+        ];
+        let ics = render_feed(&Feed {
+            name: "Amara Okafor, Riverside",
+            events: &events,
+        });
+        assert!(ics.starts_with("BEGIN:VCALENDAR\r\n") && ics.ends_with("END:VCALENDAR\r\n"));
+        for line in ics.split("\r\n").filter(|l| !l.is_empty()) {
+            assert!(line.len() <= 75, "{} octets: {line:?}", line.len());
+        }
+        let unfolded = unfold(&ics);
+        assert!(unfolded.contains("\r\nMETHOD:PUBLISH\r\n"));
+        assert!(unfolded.contains("\r\nX-WR-CALNAME:Amara Okafor\\, Riverside\r\n"));
+        let cal: icalendar::Calendar = ics.parse().expect("parses");
+        let parsed: Vec<&icalendar::Event> =
+            cal.components.iter().filter_map(|c| c.as_event()).collect();
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0].get_uid(), Some("a@frontdesk"));
+        assert_eq!(parsed[0].get_summary(), Some(long.as_str()));
+        assert_eq!(parsed[0].get_status(), Some(EventStatus::Confirmed));
+        assert_eq!(parsed[1].get_status(), Some(EventStatus::Cancelled));
+        assert_eq!(parsed[1].property_value("TRANSP"), Some("TRANSPARENT"));
     }
 
     #[test]

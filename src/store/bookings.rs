@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use entity::{appointment, appointment_event, idempotency_key};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, Set,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -124,4 +124,60 @@ pub async fn purge_idempotency(
         .exec(conn)
         .await?
         .rows_affected)
+}
+
+/// Filters of the staff booking list.
+#[derive(Debug, Default)]
+pub struct BookingFilter {
+    /// Bookings starting at or after this instant.
+    pub from: Option<DateTime<Utc>>,
+    /// Bookings starting before this instant.
+    pub until: Option<DateTime<Utc>>,
+    pub practitioner_id: Option<Uuid>,
+    pub status: Option<String>,
+    /// The patient's email, lower-cased.
+    pub patient_email: Option<String>,
+}
+
+/// One page of bookings, soonest first, and the total.
+pub async fn page(
+    conn: &impl ConnectionTrait,
+    filter: &BookingFilter,
+    page: u64,
+    per_page: u64,
+) -> Result<(Vec<appointment::Model>, u64), DbErr> {
+    let mut query = appointment::Entity::find();
+    if let Some(from) = filter.from {
+        query = query.filter(appointment::Column::StartsAt.gte(from));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(appointment::Column::StartsAt.lt(until));
+    }
+    if let Some(p) = filter.practitioner_id {
+        query = query.filter(appointment::Column::PractitionerId.eq(p));
+    }
+    if let Some(status) = &filter.status {
+        query = query.filter(appointment::Column::Status.eq(status.as_str()));
+    }
+    if let Some(email) = &filter.patient_email {
+        let patients = sea_orm::sea_query::Query::select()
+            .column(entity::patient::Column::Id)
+            .from(entity::patient::Entity)
+            .and_where(entity::patient::Column::Email.eq(email.as_str()))
+            .to_owned();
+        query = query.filter(appointment::Column::PatientId.in_subquery(patients));
+    }
+    let total = query.clone().count(conn).await?;
+    let offset = Ord::min(
+        page.saturating_sub(1).saturating_mul(per_page),
+        i64::MAX as u64,
+    );
+    let items = query
+        .order_by_asc(appointment::Column::StartsAt)
+        .order_by_asc(appointment::Column::Id)
+        .offset(offset)
+        .limit(per_page)
+        .all(conn)
+        .await?;
+    Ok((items, total))
 }

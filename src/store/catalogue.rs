@@ -94,11 +94,15 @@ pub async fn insert_practitioner(
     model.into_active_model().reset_all().insert(conn).await
 }
 
+/// Writes every column but the feed token, which only `store::feeds` changes: an edit that
+/// read the row before a rotation must not put the old token back.
 pub async fn update_practitioner(
     conn: &impl ConnectionTrait,
     model: practitioner::Model,
 ) -> Result<practitioner::Model, DbErr> {
-    model.into_active_model().reset_all().update(conn).await
+    let mut active = model.into_active_model().reset_all();
+    active.feed_token_hash = sea_orm::ActiveValue::NotSet;
+    active.update(conn).await
 }
 
 /// Ids of the active, online-bookable practitioners offering `service_id`, in id order.

@@ -1,14 +1,24 @@
-//! Patients and their consents.
+//! Patients and their consents; the staff search, the records behind a subject access export,
+//! and erasure.
+
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use entity::{consent, patient};
+use entity::{
+    appointment, appointment_event, consent, enquiry, enquiry_note, idempotency_key,
+    outbox_message, patient, practitioner, service,
+};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
-    QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    sea_query::{Expr, ExprTrait, Func, LikeExpr, Query},
 };
 use uuid::Uuid;
 
-use crate::domain::booking::PatientDetails;
+use crate::{
+    domain::booking::{BookingStatus, PatientDetails},
+    email::outbox,
+};
 
 /// Finds the patient with this email or creates one; name and phone are updated to the
 /// latest the patient gave.
@@ -76,4 +86,441 @@ pub async fn record_consents(
         .exec_without_returning(conn)
         .await?;
     Ok(())
+}
+
+/// Creates a patient who gave no email address (a phone or walk-in booking by staff).
+pub async fn insert_without_email(
+    conn: &impl ConnectionTrait,
+    name: &str,
+    phone: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<patient::Model, DbErr> {
+    patient::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        name: Set(name.to_string()),
+        email: Set(None),
+        phone: Set(phone.map(str::to_string)),
+        created_at: Set(now),
+        updated_at: Set(now),
+        erased_at: Set(None),
+    }
+    .insert(conn)
+    .await
+}
+
+/// The patients with these ids (in no particular order).
+pub async fn find_many(
+    conn: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<Vec<patient::Model>, DbErr> {
+    patient::Entity::find()
+        .filter(patient::Column::Id.is_in(ids.iter().copied()))
+        .all(conn)
+        .await
+}
+
+/// Patients a staff member may search: everyone, or only those with an appointment (in any
+/// status) with one practitioner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Practitioner(Uuid),
+}
+
+impl Scope {
+    fn condition(self) -> Condition {
+        match self {
+            Scope::All => Condition::all(),
+            Scope::Practitioner(practitioner_id) => Condition::all().add(
+                patient::Column::Id.in_subquery(
+                    Query::select()
+                        .column(appointment::Column::PatientId)
+                        .from(appointment::Entity)
+                        .and_where(
+                            Expr::col(appointment::Column::PractitionerId).eq(practitioner_id),
+                        )
+                        .to_owned(),
+                ),
+            ),
+        }
+    }
+}
+
+/// `q` as a case-insensitive substring of the name, email or phone. A query that looks like a
+/// phone number also matches the stored number with its spaces and dashes removed.
+fn matching(q: &str) -> Condition {
+    let escaped = q
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    let pattern = format!("%{escaped}%");
+    let mut any = Condition::any();
+    for col in [
+        patient::Column::Name,
+        patient::Column::Email,
+        patient::Column::Phone,
+    ] {
+        any = any.add(
+            Expr::expr(Func::lower(Expr::col(col)))
+                .like(LikeExpr::new(pattern.clone()).escape('\\')),
+        );
+    }
+    let digits: String = q.chars().filter(char::is_ascii_digit).collect();
+    let phone_like = q.chars().all(|c| c.is_ascii_digit() || " -+()".contains(c));
+    if phone_like && digits.len() >= 3 {
+        let strip =
+            |expr: Expr, c: &str| -> Expr { Func::cust("REPLACE").arg(expr).arg(c).arg("").into() };
+        let compact = strip(strip(Expr::col(patient::Column::Phone), " "), "-");
+        any = any.add(compact.like(format!("%{digits}%")));
+    }
+    any
+}
+
+/// One page of the patients in `scope` matching `q`, by name, and the total.
+pub async fn search(
+    conn: &impl ConnectionTrait,
+    scope: Scope,
+    q: Option<&str>,
+    page: u64,
+    per_page: u64,
+) -> Result<(Vec<patient::Model>, u64), DbErr> {
+    let mut query = patient::Entity::find().filter(scope.condition());
+    if let Some(q) = q.map(str::trim).filter(|q| !q.is_empty()) {
+        query = query.filter(matching(q));
+    }
+    let total = query.clone().count(conn).await?;
+    // The drivers bind OFFSET as a signed 64-bit integer.
+    let offset = Ord::min(
+        page.saturating_sub(1).saturating_mul(per_page),
+        i64::MAX as u64,
+    );
+    let items = query
+        .order_by_asc(Func::lower(Expr::col(patient::Column::Name)))
+        .order_by_asc(patient::Column::Id)
+        .offset(offset)
+        .limit(per_page)
+        .all(conn)
+        .await?;
+    Ok((items, total))
+}
+
+/// The patient, if it exists and is in `scope`.
+pub async fn find_in_scope(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+    scope: Scope,
+) -> Result<Option<patient::Model>, DbErr> {
+    patient::Entity::find_by_id(id)
+        .filter(scope.condition())
+        .one(conn)
+        .await
+}
+
+/// A patient's appointments, latest start first; in a practitioner's scope, only theirs.
+pub async fn appointments(
+    conn: &impl ConnectionTrait,
+    patient_id: Uuid,
+    scope: Scope,
+) -> Result<Vec<appointment::Model>, DbErr> {
+    let mut query =
+        appointment::Entity::find().filter(appointment::Column::PatientId.eq(patient_id));
+    if let Scope::Practitioner(practitioner_id) = scope {
+        query = query.filter(appointment::Column::PractitionerId.eq(practitioner_id));
+    }
+    query
+        .order_by_desc(appointment::Column::StartsAt)
+        .order_by_desc(appointment::Column::Id)
+        .all(conn)
+        .await
+}
+
+/// The services and practitioners that `appointments` name, by id, in two queries.
+pub async fn appointment_names(
+    conn: &impl ConnectionTrait,
+    appointments: &[appointment::Model],
+) -> Result<
+    (
+        HashMap<Uuid, service::Model>,
+        HashMap<Uuid, practitioner::Model>,
+    ),
+    DbErr,
+> {
+    let service_ids: HashSet<Uuid> = appointments.iter().map(|a| a.service_id).collect();
+    let practitioner_ids: HashSet<Uuid> = appointments.iter().map(|a| a.practitioner_id).collect();
+    let services = service::Entity::find()
+        .filter(service::Column::Id.is_in(service_ids))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect();
+    let practitioners = practitioner::Entity::find()
+        .filter(practitioner::Column::Id.is_in(practitioner_ids))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
+    Ok((services, practitioners))
+}
+
+/// A patient's consents, oldest first.
+pub async fn consents(
+    conn: &impl ConnectionTrait,
+    patient_id: Uuid,
+) -> Result<Vec<consent::Model>, DbErr> {
+    consent::Entity::find()
+        .filter(consent::Column::PatientId.eq(patient_id))
+        .order_by_asc(consent::Column::At)
+        .order_by_asc(consent::Column::Kind)
+        .all(conn)
+        .await
+}
+
+/// The history of these appointments, oldest first.
+pub async fn events_of(
+    conn: &impl ConnectionTrait,
+    appointment_ids: &[Uuid],
+) -> Result<Vec<appointment_event::Model>, DbErr> {
+    appointment_event::Entity::find()
+        .filter(appointment_event::Column::AppointmentId.is_in(appointment_ids.iter().copied()))
+        .order_by_asc(appointment_event::Column::At)
+        .order_by_asc(appointment_event::Column::Id)
+        .all(conn)
+        .await
+}
+
+/// Enquiries sent from this address (ignoring case), oldest first, with their staff notes.
+pub async fn enquiries_from(
+    conn: &impl ConnectionTrait,
+    email: &str,
+) -> Result<Vec<(enquiry::Model, Vec<enquiry_note::Model>)>, DbErr> {
+    let enquiries = enquiry::Entity::find()
+        .filter(Expr::expr(Func::lower(Expr::col(enquiry::Column::Email))).eq(email.to_lowercase()))
+        .order_by_asc(enquiry::Column::ReceivedAt)
+        .all(conn)
+        .await?;
+    let mut notes: HashMap<Uuid, Vec<enquiry_note::Model>> = HashMap::new();
+    for note in enquiry_note::Entity::find()
+        .filter(enquiry_note::Column::EnquiryId.is_in(enquiries.iter().map(|e| e.id)))
+        .order_by_asc(enquiry_note::Column::At)
+        .all(conn)
+        .await?
+    {
+        notes.entry(note.enquiry_id).or_default().push(note);
+    }
+    Ok(enquiries
+        .into_iter()
+        .map(|e| {
+            let own = notes.remove(&e.id).unwrap_or_default();
+            (e, own)
+        })
+        .collect())
+}
+
+/// Outgoing email about a patient: to or replying to their address, or about their
+/// appointments (including the notices to staff).
+fn emails_about(email: Option<&str>, appointment_ids: &[Uuid]) -> Condition {
+    let mut any = Condition::any()
+        .add(outbox_message::Column::AppointmentId.is_in(appointment_ids.iter().copied()));
+    if let Some(email) = email {
+        let email = email.to_lowercase();
+        let escaped = email
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        any = any
+            .add(
+                Expr::expr(Func::lower(Expr::col(outbox_message::Column::ToAddress)))
+                    .eq(email.clone()),
+            )
+            .add(
+                Expr::expr(Func::lower(Expr::col(outbox_message::Column::ReplyTo)))
+                    .like(LikeExpr::new(format!("%<{escaped}>")).escape('\\')),
+            )
+            .add(Expr::expr(Func::lower(Expr::col(outbox_message::Column::ReplyTo))).eq(email));
+    }
+    any
+}
+
+/// The outbox rows about a patient (see [`emails_about`]), oldest first.
+pub async fn emails(
+    conn: &impl ConnectionTrait,
+    email: Option<&str>,
+    appointment_ids: &[Uuid],
+) -> Result<Vec<outbox_message::Model>, DbErr> {
+    outbox_message::Entity::find()
+        .filter(emails_about(email, appointment_ids))
+        .order_by_asc(outbox_message::Column::CreatedAt)
+        .order_by_asc(outbox_message::Column::Id)
+        .all(conn)
+        .await
+}
+
+/// Confirmed appointments of a patient that start after `now`, soonest first.
+pub async fn upcoming_confirmed(
+    conn: &impl ConnectionTrait,
+    patient_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Vec<appointment::Model>, DbErr> {
+    appointment::Entity::find()
+        .filter(appointment::Column::PatientId.eq(patient_id))
+        .filter(appointment::Column::Status.eq(BookingStatus::Confirmed.as_str()))
+        .filter(appointment::Column::StartsAt.gt(now))
+        .order_by_asc(appointment::Column::StartsAt)
+        .all(conn)
+        .await
+}
+
+/// The name an erased patient is shown with.
+pub const ERASED_NAME: &str = "Erased patient";
+/// What replaces erased free text (enquiry messages, staff notes, email bodies).
+pub const ERASED_TEXT: &str = "[erased]";
+
+/// What an erasure changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Erasure {
+    /// Appointments kept, with their notes blanked and manage links disabled.
+    pub appointments: u64,
+    /// Enquiries from the patient's address that were anonymised.
+    pub enquiries: u64,
+    /// Copies of emails already sent (or given up on) that were scrubbed.
+    pub emails: u64,
+}
+
+/// Anonymises a patient inside the caller's transaction: name, email and phone go; the
+/// appointments stay (their notes blanked, their manage links disabled); enquiries from the
+/// same address lose name, address, phone, message, staff notes and IP hash; copies of
+/// emails already sent, dead or void lose recipient name, bodies and invitation (pending ones
+/// are left to go out: they are the cancellations the erasure itself caused); stored replies
+/// to idempotent booking requests are deleted. Consents stay, as the record of what the
+/// patient agreed to. Future bookings must have been cancelled before.
+pub async fn erase(
+    conn: &impl ConnectionTrait,
+    patient: patient::Model,
+    now: DateTime<Utc>,
+) -> Result<(patient::Model, Erasure), DbErr> {
+    let email = patient.email.clone();
+    let appointment_ids: Vec<Uuid> = appointment::Entity::find()
+        .select_only()
+        .column(appointment::Column::Id)
+        .filter(appointment::Column::PatientId.eq(patient.id))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let appointments = appointment::Entity::update_many()
+        .col_expr(appointment::Column::Notes, Expr::value(""))
+        .col_expr(
+            appointment::Column::ManageTokenHash,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(appointment::Column::PatientId.eq(patient.id))
+        .exec(conn)
+        .await?
+        .rows_affected;
+    if !appointment_ids.is_empty() {
+        let mut replies = Condition::any();
+        for id in &appointment_ids {
+            replies = replies.add(idempotency_key::Column::ResponseBody.like(format!("%{id}%")));
+        }
+        idempotency_key::Entity::delete_many()
+            .filter(replies)
+            .exec(conn)
+            .await?;
+    }
+
+    let email_ids: Vec<Uuid> = outbox_message::Entity::find()
+        .select_only()
+        .column(outbox_message::Column::Id)
+        .filter(emails_about(email.as_deref(), &appointment_ids))
+        .filter(outbox_message::Column::Status.ne(outbox::PENDING))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    if let Some(address) = &email {
+        outbox_message::Entity::update_many()
+            .col_expr(
+                outbox_message::Column::ToAddress,
+                Expr::value(format!("erased+{}@invalid", patient.id)),
+            )
+            .filter(outbox_message::Column::Id.is_in(email_ids.iter().copied()))
+            .filter(
+                Expr::expr(Func::lower(Expr::col(outbox_message::Column::ToAddress)))
+                    .eq(address.to_lowercase()),
+            )
+            .exec(conn)
+            .await?;
+    }
+    // A dead copy must not be retried once its content is gone.
+    outbox_message::Entity::update_many()
+        .col_expr(outbox_message::Column::Status, Expr::value(outbox::VOID))
+        .filter(outbox_message::Column::Id.is_in(email_ids.iter().copied()))
+        .filter(outbox_message::Column::Status.eq(outbox::DEAD))
+        .exec(conn)
+        .await?;
+    let emails = outbox_message::Entity::update_many()
+        .col_expr(outbox_message::Column::ToName, Expr::value(""))
+        .col_expr(
+            outbox_message::Column::ReplyTo,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(outbox_message::Column::Subject, Expr::value(ERASED_TEXT))
+        .col_expr(outbox_message::Column::TextBody, Expr::value(ERASED_TEXT))
+        .col_expr(outbox_message::Column::HtmlBody, Expr::value(ERASED_TEXT))
+        .col_expr(
+            outbox_message::Column::Ics,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            outbox_message::Column::LastError,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(outbox_message::Column::Id.is_in(email_ids.iter().copied()))
+        .exec(conn)
+        .await?
+        .rows_affected;
+
+    let mut enquiries = 0;
+    if let Some(address) = &email {
+        let rows = enquiry::Entity::find()
+            .filter(
+                Expr::expr(Func::lower(Expr::col(enquiry::Column::Email)))
+                    .eq(address.to_lowercase()),
+            )
+            .all(conn)
+            .await?;
+        enquiry_note::Entity::update_many()
+            .col_expr(enquiry_note::Column::Text, Expr::value(ERASED_TEXT))
+            .filter(enquiry_note::Column::EnquiryId.is_in(rows.iter().map(|e| e.id)))
+            .exec(conn)
+            .await?;
+        for row in rows {
+            let id = row.id;
+            let mut row = row.into_active_model();
+            row.name = Set("Erased".to_string());
+            row.email = Set(format!("erased+{id}@invalid"));
+            row.phone = Set(None);
+            row.message = Set(ERASED_TEXT.to_string());
+            row.ip_hash = Set(String::new());
+            row.update(conn).await?;
+            enquiries += 1;
+        }
+    }
+
+    let mut row = patient.into_active_model();
+    row.name = Set(ERASED_NAME.to_string());
+    row.email = Set(None);
+    row.phone = Set(None);
+    row.erased_at = Set(Some(now));
+    row.updated_at = Set(now);
+    let patient = row.update(conn).await?;
+    Ok((
+        patient,
+        Erasure {
+            appointments,
+            enquiries,
+            emails,
+        },
+    ))
 }

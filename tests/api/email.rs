@@ -71,6 +71,7 @@ async fn booking_at(app: &TestApp, start: DateTime<Utc>) -> BookingEmail {
         email: Set(Some(PRACTITIONER.into())),
         active: Set(true),
         online_bookable: Set(true),
+        feed_token_hash: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }

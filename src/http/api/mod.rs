@@ -7,8 +7,12 @@ pub mod bookings;
 pub mod catalogue;
 pub mod clinic;
 pub mod enquiries;
+pub mod feeds;
 pub mod ops;
+pub mod staff_bookings;
+pub mod staff_calendar;
 pub mod staff_outbox;
+pub mod staff_patients;
 pub mod staff_practitioners;
 pub mod staff_schedule;
 pub mod staff_services;
@@ -31,12 +35,18 @@ pub enum ApiTags {
     Booking,
     /// The contact form and the staff enquiry inbox.
     Enquiries,
+    /// Phone and walk-in bookings, the booking list, cancellations and attendance.
+    StaffBookings,
     /// Staff sign-in.
     Auth,
     /// Staff management of services and practitioners.
     StaffCatalogue,
     /// Staff management of working hours, time off and closures.
     StaffSchedule,
+    /// The staff calendar and the practitioners' iCalendar feeds.
+    Calendar,
+    /// Patient records: search, booking history, subject access export and erasure.
+    StaffPatients,
     /// Staff accounts and the audit log (admin).
     StaffAdmin,
     /// Outgoing email: the outbox and retries of dead messages.
@@ -45,36 +55,54 @@ pub enum ApiTags {
     Operations,
 }
 
-pub type Apis = (
+/// Every operation, in two groups (poem-openapi implements `OpenApi` for tuples of up to 16).
+pub type Apis = (PublicApis, StaffApis);
+
+pub type PublicApis = (
     ops::OpsApi,
     clinic::ClinicApi,
     catalogue::CatalogueApi,
     availability::AvailabilityApi,
     bookings::BookingsApi,
     enquiries::EnquiriesApi,
+    feeds::FeedsApi,
     auth::AuthApi,
+);
+
+pub type StaffApis = (
     staff_services::StaffServicesApi,
+    staff_bookings::StaffBookingsApi,
     staff_practitioners::StaffPractitionersApi,
     staff_schedule::StaffScheduleApi,
+    staff_calendar::StaffCalendarApi,
     staff_users::StaffUsersApi,
     staff_outbox::StaffOutboxApi,
+    staff_patients::StaffPatientsApi,
 );
 
 pub fn apis(state: &Arc<AppState>) -> Apis {
     let s = || state.clone();
     (
-        ops::OpsApi { state: s() },
-        clinic::ClinicApi { state: s() },
-        catalogue::CatalogueApi { state: s() },
-        availability::AvailabilityApi { state: s() },
-        bookings::BookingsApi { state: s() },
-        enquiries::EnquiriesApi { state: s() },
-        auth::AuthApi { state: s() },
-        staff_services::StaffServicesApi { state: s() },
-        staff_practitioners::StaffPractitionersApi { state: s() },
-        staff_schedule::StaffScheduleApi { state: s() },
-        staff_users::StaffUsersApi { state: s() },
-        staff_outbox::StaffOutboxApi { state: s() },
+        (
+            ops::OpsApi { state: s() },
+            clinic::ClinicApi { state: s() },
+            catalogue::CatalogueApi { state: s() },
+            availability::AvailabilityApi { state: s() },
+            bookings::BookingsApi { state: s() },
+            enquiries::EnquiriesApi { state: s() },
+            feeds::FeedsApi { state: s() },
+            auth::AuthApi { state: s() },
+        ),
+        (
+            staff_services::StaffServicesApi { state: s() },
+            staff_bookings::StaffBookingsApi { state: s() },
+            staff_practitioners::StaffPractitionersApi { state: s() },
+            staff_schedule::StaffScheduleApi { state: s() },
+            staff_calendar::StaffCalendarApi { state: s() },
+            staff_users::StaffUsersApi { state: s() },
+            staff_outbox::StaffOutboxApi { state: s() },
+            staff_patients::StaffPatientsApi { state: s() },
+        ),
     )
 }
 

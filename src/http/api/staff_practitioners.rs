@@ -323,6 +323,7 @@ impl StaffPractitionersApi {
             online_bookable: body.online_bookable,
             created_at: now,
             updated_at: now,
+            feed_token_hash: None,
         };
         let txn = store::begin_write(&self.state.db).await?;
         let created = catalogue_store::insert_practitioner(&txn, model)
