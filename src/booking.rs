@@ -464,6 +464,8 @@ pub async fn cancel(
     }
     appt.status = BookingStatus::Cancelled.as_str().to_string();
     appt.cancel_reason = reason.clone();
+    // Calendar clients (Outlook especially) want a CANCEL to outrank the last REQUEST.
+    appt.sequence += 1;
     appt.updated_at = now;
     let appt = store::bookings::update(&txn, appt).await?;
     store::bookings::record_event(
