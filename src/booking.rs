@@ -226,6 +226,62 @@ fn email_view(state: &AppState, d: &BookingDetails, manage_token: Option<&str>) 
     }
 }
 
+/// Inserts a confirmed appointment with a fresh manage token and its "created" history entry;
+/// returns it with the token (shown once).
+#[allow(clippy::too_many_arguments)]
+async fn insert_confirmed(
+    txn: &DatabaseTransaction,
+    service: &service::Model,
+    practitioner_id: Uuid,
+    patient_id: Uuid,
+    start: DateTime<Utc>,
+    notes: String,
+    actor: Actor,
+    now: DateTime<Utc>,
+) -> Result<(appointment::Model, String), BookingError> {
+    let manage_token = token::generate();
+    let (end, blocked_from, blocked_until) = blocked(service, start);
+    let appointment = store::bookings::insert(
+        txn,
+        appointment::Model {
+            id: Uuid::new_v4(),
+            reference: booking::new_reference(),
+            service_id: service.id,
+            practitioner_id,
+            patient_id,
+            status: BookingStatus::Confirmed.as_str().to_string(),
+            starts_at: start,
+            ends_at: end,
+            blocked_from,
+            blocked_until,
+            source: match actor {
+                Actor::Patient => "online",
+                Actor::Staff(_) => "staff",
+            }
+            .to_string(),
+            notes,
+            manage_token_hash: Some(token::hash(&manage_token)),
+            cancel_reason: None,
+            sequence: 0,
+            created_at: now,
+            updated_at: now,
+        },
+    )
+    .await
+    .map_err(write_error)?;
+    store::bookings::record_event(
+        txn,
+        appointment.id,
+        "created",
+        actor.name(),
+        actor.staff_id(),
+        serde_json::json!({ "start": start, "practitioner_id": practitioner_id }),
+        now,
+    )
+    .await?;
+    Ok((appointment, manage_token))
+}
+
 /// Maps a failed write: PostgreSQL's overlap refusal is a lost race for the slot.
 fn write_error(err: DbErr) -> BookingError {
     if store::is_overlap_violation(&err) {
@@ -268,39 +324,14 @@ pub async fn book(
         now,
     )
     .await?;
-    let manage_token = token::generate();
-    let (end, blocked_from, blocked_until) = blocked(&service, new.start);
-    let appointment = store::bookings::insert(
+    let (appointment, manage_token) = insert_confirmed(
         &txn,
-        appointment::Model {
-            id: Uuid::new_v4(),
-            reference: booking::new_reference(),
-            service_id: service.id,
-            practitioner_id,
-            patient_id: patient.id,
-            status: BookingStatus::Confirmed.as_str().to_string(),
-            starts_at: new.start,
-            ends_at: end,
-            blocked_from,
-            blocked_until,
-            source: "online".to_string(),
-            notes: new.notes,
-            manage_token_hash: Some(token::hash(&manage_token)),
-            cancel_reason: None,
-            sequence: 0,
-            created_at: now,
-            updated_at: now,
-        },
-    )
-    .await
-    .map_err(write_error)?;
-    store::bookings::record_event(
-        &txn,
-        appointment.id,
-        "created",
-        "patient",
-        None,
-        serde_json::json!({ "start": appointment.starts_at, "practitioner_id": practitioner_id }),
+        &service,
+        practitioner_id,
+        patient.id,
+        new.start,
+        new.notes,
+        Actor::Patient,
         now,
     )
     .await?;
@@ -743,39 +774,14 @@ pub async fn book_by_staff(
             .await?
         }
     };
-    let manage_token = token::generate();
-    let (end, blocked_from, blocked_until) = blocked(&service, request.start);
-    let appointment = store::bookings::insert(
+    let (appointment, manage_token) = insert_confirmed(
         &txn,
-        appointment::Model {
-            id: Uuid::new_v4(),
-            reference: booking::new_reference(),
-            service_id: service.id,
-            practitioner_id: request.practitioner_id,
-            patient_id: patient.id,
-            status: BookingStatus::Confirmed.as_str().to_string(),
-            starts_at: request.start,
-            ends_at: end,
-            blocked_from,
-            blocked_until,
-            source: "staff".to_string(),
-            notes: request.notes,
-            manage_token_hash: Some(token::hash(&manage_token)),
-            cancel_reason: None,
-            sequence: 0,
-            created_at: now,
-            updated_at: now,
-        },
-    )
-    .await
-    .map_err(write_error)?;
-    store::bookings::record_event(
-        &txn,
-        appointment.id,
-        "created",
-        actor.name(),
-        actor.staff_id(),
-        serde_json::json!({ "start": appointment.starts_at, "practitioner_id": appointment.practitioner_id }),
+        &service,
+        request.practitioner_id,
+        patient.id,
+        request.start,
+        request.notes,
+        actor,
         now,
     )
     .await?;
