@@ -145,7 +145,7 @@ pub fn render_feed(feed: &Feed<'_>) -> String {
         } else {
             ("CONFIRMED", "OPAQUE")
         };
-        for line in [
+        let mut lines = vec![
             "BEGIN:VEVENT".to_string(),
             format!("UID:{}", text(&event.uid)),
             format!("SEQUENCE:{}", event.sequence.max(0)),
@@ -153,12 +153,17 @@ pub fn render_feed(feed: &Feed<'_>) -> String {
             format!("DTSTART:{}", utc(event.start)),
             format!("DTEND:{}", utc(event.end)),
             format!("SUMMARY:{}", text(&event.summary)),
-            format!("DESCRIPTION:{}", text(&event.description)),
+        ];
+        if !event.description.is_empty() {
+            lines.push(format!("DESCRIPTION:{}", text(&event.description)));
+        }
+        lines.extend([
             format!("STATUS:{status}"),
             format!("TRANSP:{transparency}"),
             "END:VEVENT".to_string(),
-        ] {
-            fold_into(&mut out, &line);
+        ]);
+        for line in &lines {
+            fold_into(&mut out, line);
         }
     }
     fold_into(&mut out, "END:VCALENDAR");

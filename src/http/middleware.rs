@@ -34,7 +34,7 @@ pub async fn request_context<E: Endpoint>(
         "request",
         id = %request_id,
         method = %req.method(),
-        path = %req.uri().path(),
+        path = %loggable_path(req.uri().path()),
     );
     let started = Instant::now();
     let is_write = req.method() != Method::GET && req.method() != Method::HEAD;
@@ -104,4 +104,14 @@ async fn limit_body(mut req: Request, max: usize) -> Result<Request> {
         }
         None => Ok(req),
     }
+}
+
+/// The request path for logs, with secret tokens (manage links, calendar feeds) cut off.
+fn loggable_path(path: &str) -> &str {
+    for secret in ["/api/v1/manage/", "/api/v1/feeds/"] {
+        if path.starts_with(secret) {
+            return secret;
+        }
+    }
+    path
 }

@@ -28,8 +28,11 @@ pub async fn upsert_by_email(
     now: DateTime<Utc>,
 ) -> Result<patient::Model, DbErr> {
     let email = details.email.as_str();
+    // Locked (on PostgreSQL) so that a booking racing an erasure either waits for it and then
+    // no longer finds the erased address, or makes the erasure wait and see the new booking.
     let existing = patient::Entity::find()
         .filter(patient::Column::Email.eq(email))
+        .lock_exclusive()
         .one(conn)
         .await?;
     let phone = details.phone.as_ref().map(|p| p.as_str().to_string());
@@ -61,6 +64,18 @@ pub async fn upsert_by_email(
 
 pub async fn find(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<patient::Model>, DbErr> {
     patient::Entity::find_by_id(id).one(conn).await
+}
+
+/// Reads a patient and, on PostgreSQL, locks the row until the transaction ends (SQLite's
+/// `BEGIN IMMEDIATE` already keeps other writers out).
+pub async fn find_for_update(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<patient::Model>, DbErr> {
+    patient::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(conn)
+        .await
 }
 
 /// Records the consents given with a booking or enquiry, with time and source.

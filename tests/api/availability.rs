@@ -175,12 +175,22 @@ async fn time_off_and_closures_remove_the_slots_they_touch() {
 
 #[tokio::test]
 async fn working_hours_are_read_in_clinic_time_across_the_spring_change() {
-    // 2027-03-28 is the last Sunday of March: London moves from GMT to BST.
+    // London moves from GMT to BST on the last Sunday of March: take the next one from today.
     let app = spawn_app_with(|s| s.policy.max_advance_days = 730).await;
     let (_, _, service) = clinic_with_one_practitioner(&app).await;
-    let before = NaiveDate::from_ymd_opt(2027, 3, 26).expect("date");
-    let after = NaiveDate::from_ymd_opt(2027, 3, 29).expect("date");
-    assert_eq!(before.weekday(), Weekday::Fri);
+    let today = Utc::now().date_naive();
+    let change = (today.year()..today.year() + 2)
+        .filter_map(|y| {
+            let april = NaiveDate::from_ymd_opt(y, 4, 1)?;
+            let back = i64::from(april.weekday().num_days_from_sunday());
+            let sunday = april - Duration::days(if back == 0 { 7 } else { back });
+            (sunday > today + Duration::days(3)).then_some(sunday)
+        })
+        .next()
+        .expect("a spring change ahead");
+    assert_eq!(change.weekday(), Weekday::Sun);
+    let before = change - Duration::days(2);
+    let after = change + Duration::days(1);
     let friday = slots(
         &app,
         &format!("service_id={service}&from={before}&to={before}"),
@@ -191,10 +201,10 @@ async fn working_hours_are_read_in_clinic_time_across_the_spring_change() {
         &format!("service_id={service}&from={after}&to={after}"),
     )
     .await;
-    assert_eq!(friday[0]["start"], "2027-03-26T09:00:00Z");
-    assert_eq!(friday[0]["local_start"], "2027-03-26T09:00:00+00:00");
-    assert_eq!(monday[0]["start"], "2027-03-29T08:00:00Z");
-    assert_eq!(monday[0]["local_start"], "2027-03-29T09:00:00+01:00");
+    assert_eq!(friday[0]["start"], format!("{before}T09:00:00Z"));
+    assert_eq!(friday[0]["local_start"], format!("{before}T09:00:00+00:00"));
+    assert_eq!(monday[0]["start"], format!("{after}T08:00:00Z"));
+    assert_eq!(monday[0]["local_start"], format!("{after}T09:00:00+01:00"));
     assert_eq!(friday.len(), monday.len());
 }
 

@@ -149,7 +149,7 @@ async fn the_calendar_shows_hours_appointments_time_off_and_closures_across_a_ds
     assert_eq!(cal["from"], friday.to_string());
     assert_eq!(cal["to"], monday.to_string());
     assert_eq!(cal["time_zone"], "Europe/London");
-    assert_eq!(ids(&cal), [practitioner.clone()]);
+    assert_eq!(ids(&cal), [practitioner.as_str()]);
     let p = &cal["practitioners"][0];
     assert_eq!(p["name"], "Amara Okafor");
 
@@ -322,7 +322,7 @@ async fn practitioners_see_only_their_own_calendar_and_the_front_desk_sees_every
     // Their own, whether or not they name themselves.
     for query in [range.clone(), format!("{range}&practitioner_id={amara}")] {
         let cal = calendar(&app, &as_amara, &query).await;
-        assert_eq!(ids(&cal), [amara.clone()]);
+        assert_eq!(ids(&cal), [amara.as_str()]);
         let appointments = &cal["practitioners"][0]["appointments"];
         assert_eq!(appointments.as_array().map(Vec::len), Some(1));
         assert_eq!(appointments[0]["patient"], json!({ "name": "Jo Bloggs" }));
@@ -340,9 +340,9 @@ async fn practitioners_see_only_their_own_calendar_and_the_front_desk_sees_every
     // The front desk sees the active team by name, or one practitioner when asked.
     for token in [&reception, &admin] {
         let cal = calendar(&app, token, &range).await;
-        assert_eq!(ids(&cal), [amara.clone(), ben.clone()]);
+        assert_eq!(ids(&cal), [amara.as_str(), ben.as_str()]);
         let cal = calendar(&app, token, &format!("{range}&practitioner_id={ben}")).await;
-        assert_eq!(ids(&cal), [ben.clone()]);
+        assert_eq!(ids(&cal), [ben.as_str()]);
         assert_eq!(cal["practitioners"][0]["appointments"], json!([]));
     }
 }

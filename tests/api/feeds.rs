@@ -180,17 +180,16 @@ async fn a_feed_lists_the_practitioners_appointments_and_time_off_without_contac
 }
 
 #[tokio::test]
-async fn a_cancelled_booking_stays_in_the_feed_as_cancelled() {
+async fn a_cancelled_booking_stays_in_the_feed_as_cancelled_with_a_higher_sequence() {
     let app = spawn_app().await;
     let (admin, practitioner, service) = clinic_with_one_practitioner(&app).await;
     let (booking, manage_token) = book(&app, &service, 6, 0).await;
     let url = rotate(&app, &admin, &practitioner).await;
     let uid = format!("{}@frontdesk", booking["id"].as_str().expect("id"));
     let (_, before) = fetch_calendar(&app, &url).await;
-    assert_eq!(
-        event_with_uid(&before, &uid).get_status(),
-        Some(EventStatus::Confirmed)
-    );
+    let before = event_with_uid(&before, &uid);
+    assert_eq!(before.get_status(), Some(EventStatus::Confirmed));
+    let before_sequence = before.get_sequence().expect("sequence");
 
     let reply = app
         .post(&format!("/api/v1/manage/{manage_token}/cancel"), json!({}))
@@ -200,6 +199,7 @@ async fn a_cancelled_booking_stays_in_the_feed_as_cancelled() {
     let event = event_with_uid(&after, &uid);
     assert_eq!(event.get_status(), Some(EventStatus::Cancelled));
     assert_eq!(event.property_value("TRANSP"), Some("TRANSPARENT"));
+    assert!(event.get_sequence().expect("sequence") > before_sequence);
     assert_eq!(event.get_start(), Some(utc(&booking["start"])));
 }
 
@@ -290,4 +290,23 @@ async fn only_the_front_desk_and_the_practitioner_themself_may_get_or_rotate_a_f
     app.get_as(&admin, &feed_path(&uuid::Uuid::new_v4().to_string()))
         .await
         .assert_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_calendar_and_the_feeds() {
+    let app = spawn_app().await;
+    let spec = app.get("/openapi.json").await.body;
+    let paths = &spec["paths"];
+    assert!(paths["/api/v1/staff/calendar"]["get"].is_object());
+    assert!(paths["/api/v1/staff/practitioners/{id}/feed"]["get"].is_object());
+    assert!(paths["/api/v1/staff/practitioners/{id}/feed"]["post"].is_object());
+    let feed = &paths["/api/v1/feeds/{token}"]["get"];
+    assert!(
+        feed["responses"]["200"]["content"]["text/calendar; charset=utf-8"].is_object(),
+        "{feed}"
+    );
+    assert!(
+        feed["security"].is_null(),
+        "the feed needs no sign-in: {feed}"
+    );
 }

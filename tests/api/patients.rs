@@ -695,3 +695,58 @@ async fn only_admins_export_or_erase_and_staff_must_sign_in() {
     .await
     .assert_problem(404, "not_found");
 }
+
+#[tokio::test]
+async fn a_patient_booked_by_phone_without_an_email_can_be_exported_and_erased() {
+    let app = spawn_app().await;
+    let (admin, practitioner, service) = clinic_with_one_practitioner(&app).await;
+    let start = free_start(&app, &service, &practitioner, 3, 0).await;
+    let reply = app
+        .post_as(
+            &admin,
+            "/api/v1/staff/bookings",
+            json!({
+                "service_id": service, "practitioner_id": practitioner, "start": start,
+                "patient": { "name": "Walk In", "email": null, "phone": "07700 900321" },
+                "notes": "Prefers afternoons"
+            }),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let found = app.get_as(&admin, "/api/v1/staff/patients?q=900321").await;
+    let id = found.body["items"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert!(found.body["items"][0]["email"].is_null());
+
+    let export = app
+        .get_as(&admin, &format!("/api/v1/staff/patients/{id}/export"))
+        .await;
+    assert_eq!(export.status, 200, "{}", export.body);
+    assert_eq!(
+        export.body["appointments"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(export.body["enquiries"], json!([]));
+
+    let erased = app
+        .post_as(
+            &admin,
+            &format!("/api/v1/staff/patients/{id}/erase"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(erased.status, 200, "{}", erased.body);
+    assert_eq!(
+        erased.body["cancelled_bookings"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(erased.body["patient"]["name"], "Erased patient");
+    assert!(erased.body["patient"]["phone"].is_null());
+    let detail = app
+        .get_as(&admin, &format!("/api/v1/staff/patients/{id}"))
+        .await;
+    assert_eq!(detail.body["bookings"][0]["status"], "cancelled");
+    assert_eq!(detail.body["bookings"][0]["notes"], "");
+}

@@ -481,7 +481,9 @@ impl StaffPatientsApi {
                 cancelled.push(d.appointment.reference);
             }
             let txn = store::begin_write(&state.db).await?;
-            let Some(patient) = store::patients::find(&txn, id).await? else {
+            // Locked first: a booking for this patient either committed before (and is seen
+            // below) or waits and then no longer finds the erased address.
+            let Some(patient) = store::patients::find_for_update(&txn, id).await? else {
                 return Err(ApiError::not_found("patient"));
             };
             if patient.erased_at.is_some() {
