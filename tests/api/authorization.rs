@@ -1,0 +1,343 @@
+//! The authorization matrix: every staff route × admin, reception, a practitioner acting on
+//! another practitioner's objects, and no token. A practitioner must never read or change
+//! another practitioner's bookings, time off or patients.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::availability::{clinic_with_one_practitioner, in_days};
+use crate::helpers::{TestApp, spawn_app};
+
+/// Expected statuses for (admin, reception, other practitioner, no token).
+type Expect = [u16; 4];
+
+struct Route {
+    method: Method,
+    path: String,
+    /// A fresh body for each caller (creates must not collide).
+    body: Box<dyn Fn(usize) -> Option<Value>>,
+    expect: Expect,
+}
+
+fn route(method: Method, path: String, expect: Expect) -> Route {
+    Route {
+        method,
+        path,
+        body: Box::new(|_| None),
+        expect,
+    }
+}
+
+fn with_body(
+    method: Method,
+    path: String,
+    body: impl Fn(usize) -> Value + 'static,
+    expect: Expect,
+) -> Route {
+    Route {
+        method,
+        path,
+        body: Box::new(move |i| Some(body(i))),
+        expect,
+    }
+}
+
+struct World {
+    admin: String,
+    reception: String,
+    /// A practitioner account for `mine`; every object below belongs to `theirs`.
+    practitioner: String,
+    theirs: String,
+    service: String,
+    booking: String,
+    patient: String,
+    enquiry: String,
+    user: String,
+}
+
+async fn world(app: &TestApp) -> World {
+    let (admin, mine, service) = clinic_with_one_practitioner(app).await;
+    let theirs = app.create_practitioner(&admin, "Their Practitioner").await;
+    let reply = app
+        .patch_as(
+            &admin,
+            &format!("/api/v1/staff/services/{service}"),
+            json!({ "practitioner_ids": [mine, theirs] }),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let reception = app.staff_token(&admin, "reception", None).await;
+    let practitioner = app.staff_token(&admin, "practitioner", Some(&mine)).await;
+    let booking = app
+        .post_as(
+            &admin,
+            "/api/v1/staff/bookings",
+            json!({ "service_id": service, "practitioner_id": theirs,
+                    "start": format!("{}T19:00:00+00:00", in_days(3)),
+                    "patient": { "name": "Their Patient", "email": "their.patient@example.com" } }),
+        )
+        .await;
+    assert_eq!(booking.status, 201, "{}", booking.body);
+    let enquiry = app
+        .post(
+            "/api/v1/enquiries",
+            json!({ "name": "Sam", "email": "sam@example.com", "topic": "general",
+                    "message": "Where do I park?", "preferred_contact": "email",
+                    "consent": { "privacy": true } }),
+        )
+        .await;
+    assert_eq!(enquiry.status, 202, "{}", enquiry.body);
+    let inbox = app.get_as(&admin, "/api/v1/staff/enquiries").await;
+    let users = app.get_as(&admin, "/api/v1/staff/users").await;
+    let user = users.body["items"]
+        .as_array()
+        .and_then(|u| u.iter().find(|u| u["role"] == "reception"))
+        .and_then(|u| u["id"].as_str())
+        .expect("reception user")
+        .to_string();
+    World {
+        admin,
+        reception,
+        practitioner,
+        theirs,
+        service,
+        booking: booking.body["booking"]["id"]
+            .as_str()
+            .expect("id")
+            .to_string(),
+        patient: String::new(),
+        enquiry: inbox.body["items"][0]["id"]
+            .as_str()
+            .expect("enquiry")
+            .to_string(),
+        user,
+    }
+}
+
+#[tokio::test]
+async fn every_staff_route_answers_each_role_as_designed() {
+    let app = spawn_app().await;
+    let mut w = world(&app).await;
+    let patients = app.get_as(&w.admin, "/api/v1/staff/patients?q=Their").await;
+    if let Some(id) = patients.body["items"][0]["id"].as_str() {
+        w.patient = id.to_string();
+    }
+    assert!(
+        !w.patient.is_empty(),
+        "patient of the booking: {}",
+        patients.body
+    );
+    let (svc, theirs, booking, patient, enquiry, user) = (
+        w.service.clone(),
+        w.theirs.clone(),
+        w.booking.clone(),
+        w.patient.clone(),
+        w.enquiry.clone(),
+        w.user.clone(),
+    );
+    let day = in_days(3);
+    let start_of = |i: usize| format!("{}T0{}:00:00+00:00", in_days(10 + i as i64), i % 3 + 6);
+    let routes = vec![
+        route(Method::GET, "/api/v1/auth/me".into(), [200, 200, 200, 401]),
+        route(
+            Method::GET,
+            "/api/v1/staff/services".into(),
+            [200, 200, 200, 401],
+        ),
+        with_body(
+            Method::POST,
+            "/api/v1/staff/services".into(),
+            |i| json!({ "name": format!("Matrix service {i}"), "category": "other", "duration_minutes": 30, "price_pence": 0 }),
+            [201, 403, 403, 401],
+        ),
+        route(
+            Method::GET,
+            format!("/api/v1/staff/services/{svc}"),
+            [200, 200, 200, 401],
+        ),
+        with_body(
+            Method::PATCH,
+            format!("/api/v1/staff/services/{svc}"),
+            |_| json!({ "price_pence": 7000 }),
+            [200, 403, 403, 401],
+        ),
+        route(
+            Method::GET,
+            "/api/v1/staff/practitioners".into(),
+            [200, 200, 200, 401],
+        ),
+        with_body(
+            Method::POST,
+            "/api/v1/staff/practitioners".into(),
+            |i| json!({ "name": format!("Matrix Person {i}"), "discipline": "other" }),
+            [201, 403, 403, 401],
+        ),
+        route(
+            Method::GET,
+            format!("/api/v1/staff/practitioners/{theirs}"),
+            [200, 200, 403, 401],
+        ),
+        with_body(
+            Method::PATCH,
+            format!("/api/v1/staff/practitioners/{theirs}"),
+            |_| json!({ "title": "Senior" }),
+            [200, 403, 403, 401],
+        ),
+        route(
+            Method::GET,
+            format!("/api/v1/staff/practitioners/{theirs}/working-hours"),
+            [200, 200, 403, 401],
+        ),
+        with_body(
+            Method::PUT,
+            format!("/api/v1/staff/practitioners/{theirs}/working-hours"),
+            |_| json!({ "intervals": [{ "weekday": "monday", "start": "09:00", "end": "12:00" }] }),
+            [200, 200, 403, 401],
+        ),
+        route(
+            Method::GET,
+            format!("/api/v1/staff/practitioners/{theirs}/time-off"),
+            [200, 200, 403, 401],
+        ),
+        with_body(
+            Method::POST,
+            format!("/api/v1/staff/practitioners/{theirs}/time-off"),
+            move |i| json!({ "starts_at": start_of(i), "ends_at": format!("{}T23:00:00+00:00", in_days(10 + i as i64)) }),
+            [201, 201, 403, 401],
+        ),
+        route(
+            Method::GET,
+            format!("/api/v1/staff/practitioners/{theirs}/feed"),
+            [200, 200, 403, 401],
+        ),
+        route(
+            Method::GET,
+            "/api/v1/staff/closures".into(),
+            [200, 200, 200, 401],
+        ),
+        with_body(
+            Method::POST,
+            "/api/v1/staff/closures".into(),
+            |i| json!({ "starts_at": format!("{}T00:00:00Z", in_days(60 + i as i64)), "ends_at": format!("{}T23:00:00Z", in_days(60 + i as i64)) }),
+            [201, 201, 403, 401],
+        ),
+        route(
+            Method::GET,
+            format!("/api/v1/staff/calendar?from={day}&to={day}&practitioner_id={theirs}"),
+            [200, 200, 403, 401],
+        ),
+        route(
+            Method::GET,
+            "/api/v1/staff/bookings".into(),
+            [200, 200, 200, 401],
+        ),
+        route(
+            Method::GET,
+            format!("/api/v1/staff/bookings?practitioner_id={theirs}"),
+            [200, 200, 403, 401],
+        ),
+        route(
+            Method::GET,
+            format!("/api/v1/staff/bookings/{booking}"),
+            [200, 200, 404, 401],
+        ),
+        with_body(
+            Method::POST,
+            format!("/api/v1/staff/bookings/{booking}/attendance"),
+            |_| json!({ "status": "arrived" }),
+            [200, 200, 404, 401],
+        ),
+        with_body(
+            Method::POST,
+            format!("/api/v1/staff/bookings/{booking}/reschedule"),
+            |i| json!({ "start": format!("{}T18:{}0:00+00:00", in_days(20), i) }),
+            [422, 422, 404, 401],
+        ),
+        with_body(
+            Method::POST,
+            format!("/api/v1/staff/bookings/{booking}/cancel"),
+            |_| json!({ "reason": "other" }),
+            [200, 200, 404, 401],
+        ),
+        route(
+            Method::GET,
+            "/api/v1/staff/patients".into(),
+            [200, 200, 200, 401],
+        ),
+        route(
+            Method::GET,
+            format!("/api/v1/staff/patients/{patient}"),
+            [200, 200, 404, 401],
+        ),
+        route(
+            Method::GET,
+            format!("/api/v1/staff/patients/{patient}/export"),
+            [200, 403, 403, 401],
+        ),
+        route(
+            Method::GET,
+            "/api/v1/staff/enquiries".into(),
+            [200, 200, 403, 401],
+        ),
+        route(
+            Method::GET,
+            format!("/api/v1/staff/enquiries/{enquiry}"),
+            [200, 200, 403, 401],
+        ),
+        with_body(
+            Method::PATCH,
+            format!("/api/v1/staff/enquiries/{enquiry}"),
+            |_| json!({ "note": "Seen." }),
+            [200, 200, 403, 401],
+        ),
+        route(
+            Method::GET,
+            "/api/v1/staff/outbox".into(),
+            [200, 200, 403, 401],
+        ),
+        route(
+            Method::GET,
+            "/api/v1/staff/users".into(),
+            [200, 403, 403, 401],
+        ),
+        with_body(
+            Method::PATCH,
+            format!("/api/v1/staff/users/{user}"),
+            |_| json!({ "name": "Front Desk" }),
+            [200, 403, 403, 401],
+        ),
+        route(
+            Method::GET,
+            "/api/v1/staff/audit".into(),
+            [200, 403, 403, 401],
+        ),
+    ];
+    let callers = [
+        Some(w.admin.as_str()),
+        Some(w.reception.as_str()),
+        Some(w.practitioner.as_str()),
+        None,
+    ];
+    let mut failures = Vec::new();
+    let mut counter = 0;
+    for r in &routes {
+        for (who, token) in callers.iter().enumerate() {
+            counter += 1;
+            let reply = app
+                .send(r.method.clone(), &r.path, *token, (r.body)(counter))
+                .await;
+            let expected = r.expect[who];
+            if reply.status.as_u16() != expected {
+                failures.push(format!(
+                    "{} {} as {}: {} (expected {expected}) {}",
+                    r.method,
+                    r.path,
+                    ["admin", "reception", "other practitioner", "anonymous"][who],
+                    reply.status.as_u16(),
+                    reply.body
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
