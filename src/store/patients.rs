@@ -30,36 +30,44 @@ pub async fn upsert_by_email(
     let email = details.email.as_str();
     // Locked (on PostgreSQL) so that a booking racing an erasure either waits for it and then
     // no longer finds the erased address, or makes the erasure wait and see the new booking.
-    let existing = patient::Entity::find()
-        .filter(patient::Column::Email.eq(email))
-        .lock_exclusive()
-        .one(conn)
-        .await?;
+    let locked = || {
+        patient::Entity::find()
+            .filter(patient::Column::Email.eq(email))
+            .lock_exclusive()
+            .one(conn)
+    };
     let phone = details.phone.as_ref().map(|p| p.as_str().to_string());
-    match existing {
-        Some(found) => {
-            let mut row = found.into_active_model();
-            row.name = Set(details.name.as_str().to_string());
-            if phone.is_some() {
-                row.phone = Set(phone);
-            }
-            row.updated_at = Set(now);
-            row.update(conn).await
+    if let Some(found) = locked().await? {
+        let mut row = found.into_active_model();
+        row.name = Set(details.name.as_str().to_string());
+        if phone.is_some() {
+            row.phone = Set(phone);
         }
-        None => {
-            patient::ActiveModel {
-                id: Set(Uuid::new_v4()),
-                name: Set(details.name.as_str().to_string()),
-                email: Set(Some(email.to_string())),
-                phone: Set(phone),
-                created_at: Set(now),
-                updated_at: Set(now),
-                erased_at: Set(None),
-            }
-            .insert(conn)
-            .await
-        }
+        row.updated_at = Set(now);
+        return row.update(conn).await;
     }
+    // Two first bookings for a new address may race on PostgreSQL: the loser's insert waits for
+    // the winner's commit and then does nothing, and both go on with the one row.
+    let row = patient::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        name: Set(details.name.as_str().to_string()),
+        email: Set(Some(email.to_string())),
+        phone: Set(phone),
+        created_at: Set(now),
+        updated_at: Set(now),
+        erased_at: Set(None),
+    };
+    patient::Entity::insert(row)
+        .on_conflict(
+            sea_orm::sea_query::OnConflict::column(patient::Column::Email)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    locked()
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("patient".to_string()))
 }
 
 pub async fn find(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<patient::Model>, DbErr> {

@@ -680,3 +680,31 @@ async fn booking_changes_reach_the_patient_practitioner_and_staff_by_smtp() {
         .expect("outbox");
     assert!(pending.is_empty(), "nothing left to send: {pending:?}");
 }
+
+#[tokio::test]
+async fn concurrent_first_bookings_of_a_new_patient_share_one_record() {
+    let app = spawn_app_with(|s| {
+        s.rate_limit.enabled = false;
+        s.booking.max_active_per_patient = 100;
+    })
+    .await;
+    let (_, _, service) = clinic_with_one_practitioner(&app).await;
+    let url = app.url("/api/v1/bookings");
+    let mut requests = Vec::new();
+    for day in 3..7 {
+        let free = free_starts(&app, &service, day).await;
+        for i in [0, 8, 16, 24] {
+            requests.push((
+                url.clone(),
+                booking_body(&service, &free[i], "new.patient@example.com"),
+            ));
+        }
+    }
+    let statuses = post_all(&app.client, requests).await;
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    let patients = entity::patient::Entity::find()
+        .all(&app.db)
+        .await
+        .expect("patients");
+    assert_eq!(patients.len(), 1);
+}
