@@ -200,10 +200,17 @@ pub struct OutboxSettings {
     /// Whether this instance runs the outbox worker (tests turn it off and drive it by hand).
     #[serde(default = "enabled")]
     pub worker_enabled: bool,
+    /// Sent and voided emails (copies of what went out) are deleted this many days after.
+    #[serde(default = "default_outbox_retention_days")]
+    pub retention_days: u32,
 }
 
 fn enabled() -> bool {
     true
+}
+
+fn default_outbox_retention_days() -> u32 {
+    90
 }
 
 #[derive(Debug, Clone, Deserialize)]

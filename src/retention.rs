@@ -1,5 +1,6 @@
 //! Keeping personal data no longer than needed: closed and spam enquiries past their
-//! retention period, and expired idempotency keys (which hold copies of responses).
+//! retention period, sent emails after `email.outbox.retention_days`, and expired
+//! idempotency keys (which hold copies of responses).
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -10,6 +11,7 @@ use crate::{state::AppState, store};
 pub struct Purged {
     pub enquiries: u64,
     pub idempotency_keys: u64,
+    pub emails: u64,
 }
 
 /// Deletes what has passed its retention period at `now`.
@@ -23,6 +25,11 @@ pub async fn purge(state: &AppState, now: DateTime<Utc>) -> Result<Purged, sea_o
     )
     .await?;
     let idempotency_keys = store::bookings::purge_idempotency(&txn, now).await?;
+    let emails = crate::email::outbox::purge_delivered(
+        &txn,
+        now - Duration::days(i64::from(state.settings.email.outbox.retention_days)),
+    )
+    .await?;
     txn.commit().await?;
     if enquiries > 0 {
         tracing::info!(enquiries, "purged enquiries past their retention period");
@@ -30,5 +37,6 @@ pub async fn purge(state: &AppState, now: DateTime<Utc>) -> Result<Purged, sea_o
     Ok(Purged {
         enquiries,
         idempotency_keys,
+        emails,
     })
 }

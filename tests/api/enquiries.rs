@@ -392,3 +392,30 @@ async fn closed_and_spam_enquiries_are_purged_after_their_retention_period() {
     );
     assert!(left.contains(&"A recent closed one".to_string()));
 }
+
+#[tokio::test]
+async fn sent_emails_are_purged_after_their_retention_period_but_pending_ones_stay() {
+    let app = spawn_app().await;
+    let reply = app
+        .post(
+            "/api/v1/enquiries",
+            form("keep@example.com", "Two emails come out of this one."),
+        )
+        .await;
+    assert_eq!(reply.status, 202);
+    let now = Utc::now();
+    let rows = outbox(&app).await;
+    assert_eq!(rows.len(), 2);
+    let old = now - Duration::days(i64::from(app.settings.email.outbox.retention_days) + 1);
+    for (row, status) in rows.into_iter().zip(["sent", "pending"]) {
+        let mut active = row.into_active_model();
+        active.status = Set(status.to_string());
+        active.created_at = Set(old);
+        active.update(&app.db).await.expect("age the email");
+    }
+    let purged = retention::purge(&app.state, now).await.expect("purge");
+    assert!(purged.emails <= 1);
+    let left = outbox(&app).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].status, "pending");
+}
