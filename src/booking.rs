@@ -52,6 +52,9 @@ pub enum BookingError {
     TooLate,
     #[error("the booking is {0}")]
     NotChangeable(&'static str),
+    /// The request's Idempotency-Key was already answered: replay that answer.
+    #[error("already answered")]
+    Replay(Box<entity::idempotency_key::Model>),
     #[error(transparent)]
     Database(#[from] DbErr),
 }
@@ -307,6 +310,12 @@ pub async fn book(
         })?;
     let candidates = candidates(db, service.id, new.practitioner_id).await?;
     let txn = store::begin_write(db).await?;
+    if let Some(idem) = &idempotency {
+        if let Some(stored) = store::bookings::find_idempotent(&txn, &idem.key, now).await? {
+            return Err(BookingError::Replay(Box::new(stored)));
+        }
+        store::bookings::claim_idempotent(&txn, &idem.key, &idem.request_hash, now).await?;
+    }
     let practitioner_id =
         choose_practitioner(&txn, state, &service, &candidates, new.start, now, None).await?;
     let patient = store::patients::upsert_by_email(&txn, &new.patient, now).await?;
@@ -357,19 +366,7 @@ pub async fn book(
     .await?;
     if let Some(idem) = idempotency {
         let (status, body, location) = (idem.render)(&booked);
-        store::bookings::store_idempotent(
-            &txn,
-            entity::idempotency_key::Model {
-                key: idem.key,
-                request_hash: idem.request_hash,
-                status_code: i32::from(status),
-                response_body: body,
-                location,
-                created_at: now,
-                expires_at: now + Duration::hours(24),
-            },
-        )
-        .await?;
+        store::bookings::complete_idempotent(&txn, &idem.key, status, body, location).await?;
     }
     txn.commit().await.map_err(write_error)?;
     Ok(booked)

@@ -6,9 +6,31 @@ use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone
 use chrono_tz::Tz;
 
 /// The instant of `minute` minutes after local midnight on `date` (1440 = next midnight).
+/// Dates near the ends of chrono's range saturate instead of overflowing; the HTTP edge only
+/// lets through dates from [`EARLIEST_YEAR`] to [`LATEST_YEAR`] anyway.
 pub fn instant_at(tz: Tz, date: NaiveDate, minute: u32) -> DateTime<Utc> {
-    let local = date.and_time(chrono::NaiveTime::MIN) + Duration::minutes(i64::from(minute));
+    let midnight = date.and_time(chrono::NaiveTime::MIN);
+    let local = midnight
+        .checked_add_signed(Duration::minutes(i64::from(minute)))
+        .unwrap_or(midnight);
     local_to_utc(tz, local)
+}
+
+/// The range of calendar years the service accepts in queries.
+pub const EARLIEST_YEAR: i32 = 2000;
+pub const LATEST_YEAR: i32 = 2200;
+
+/// Checks that a query date lies in a sensible range (a clinic diary, not chrono's limits).
+pub fn check_date(field: &str, date: NaiveDate) -> Result<NaiveDate, super::FieldError> {
+    use chrono::Datelike;
+    if (EARLIEST_YEAR..=LATEST_YEAR).contains(&date.year()) {
+        Ok(date)
+    } else {
+        Err(super::FieldError::new(
+            field,
+            format!("must be a date between the years {EARLIEST_YEAR} and {LATEST_YEAR}"),
+        ))
+    }
 }
 
 /// Resolves a local date-time in `tz` to an instant.

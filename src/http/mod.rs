@@ -44,6 +44,10 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
     route
         .with_if(!cors_origins.is_empty(), cors)
         .data(state.clone())
+        // A panic is a bug; the client still gets a problem document, never a dropped reply.
+        .with(poem::middleware::CatchPanic::new().with_handler(|_| {
+            problem::ApiError::internal("a request handler panicked").into_response()
+        }))
         .around(move |next, req| middleware::request_context(next, req, state.clone()))
 }
 

@@ -103,14 +103,51 @@ pub async fn find_idempotent(
         .filter(|k| k.expires_at > now))
 }
 
-pub async fn store_idempotent(
+/// Claims an idempotency key inside the booking's transaction, before anything is booked: a
+/// concurrent request with the same key then waits on the key's unique index (PostgreSQL) or
+/// on the write lock (SQLite) and finds the first answer instead of booking again.
+pub async fn claim_idempotent(
     conn: &impl ConnectionTrait,
-    model: idempotency_key::Model,
+    key: &str,
+    request_hash: &str,
+    now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    idempotency_key::Entity::delete_by_id(model.key.clone())
+    idempotency_key::Entity::delete_many()
+        .filter(idempotency_key::Column::Key.eq(key))
+        .filter(idempotency_key::Column::ExpiresAt.lte(now))
         .exec(conn)
         .await?;
-    model.into_active_model().reset_all().insert(conn).await?;
+    idempotency_key::ActiveModel {
+        key: Set(key.to_string()),
+        request_hash: Set(request_hash.to_string()),
+        status_code: Set(0),
+        response_body: Set(String::new()),
+        location: Set(None),
+        created_at: Set(now),
+        expires_at: Set(now + chrono::Duration::hours(24)),
+    }
+    .insert(conn)
+    .await?;
+    Ok(())
+}
+
+/// Stores the answer for a claimed key (same transaction as the claim).
+pub async fn complete_idempotent(
+    conn: &impl ConnectionTrait,
+    key: &str,
+    status_code: u16,
+    body: String,
+    location: Option<String>,
+) -> Result<(), DbErr> {
+    idempotency_key::ActiveModel {
+        key: Set(key.to_string()),
+        status_code: Set(i32::from(status_code)),
+        response_body: Set(body),
+        location: Set(location),
+        ..Default::default()
+    }
+    .update(conn)
+    .await?;
     Ok(())
 }
 

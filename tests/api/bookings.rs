@@ -708,3 +708,68 @@ async fn concurrent_first_bookings_of_a_new_patient_share_one_record() {
         .expect("patients");
     assert_eq!(patients.len(), 1);
 }
+
+#[tokio::test]
+async fn concurrent_retries_with_one_idempotency_key_book_once() {
+    let app = spawn_app_with(|s| s.rate_limit.enabled = false).await;
+    let (admin, first, service) = clinic_with_one_practitioner(&app).await;
+    // Two practitioners free at the time, so a second booking would have somewhere to go.
+    let second = app.create_practitioner(&admin, "Second Physio").await;
+    app.patch_as(
+        &admin,
+        &format!("/api/v1/staff/services/{service}"),
+        json!({ "practitioner_ids": [first, second] }),
+    )
+    .await;
+    let week: Vec<Value> = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ]
+    .iter()
+    .map(|d| json!({ "weekday": d, "start": "09:00", "end": "17:00" }))
+    .collect();
+    app.put_as(
+        &admin,
+        &format!("/api/v1/staff/practitioners/{second}/working-hours"),
+        json!({ "intervals": week }),
+    )
+    .await;
+    let start = free_starts(&app, &service, 5).await[0].clone();
+    let body = booking_body(&service, &start, "retry@example.com");
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let (client, url, body) = (
+            app.client.clone(),
+            app.url("/api/v1/bookings"),
+            body.clone(),
+        );
+        tasks.spawn(async move {
+            let resp = client
+                .post(url)
+                .header("Idempotency-Key", "same-retry")
+                .json(&body)
+                .send()
+                .await
+                .expect("send");
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.expect("json"))
+        });
+    }
+    let replies = tasks.join_all().await;
+    assert!(replies.iter().all(|(s, _)| *s == 201), "{replies:?}");
+    let ids: std::collections::HashSet<String> = replies
+        .iter()
+        .map(|(_, b)| b["booking"]["id"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(ids.len(), 1, "{replies:?}");
+    let rows = appointment::Entity::find()
+        .all(&app.db)
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 1);
+}

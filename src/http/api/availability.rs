@@ -181,7 +181,8 @@ impl AvailabilityApi {
         /// Only this practitioner.
         practitioner_id: Query<Option<Uuid>>,
     ) -> ApiResult<SerdeJson<Availability>> {
-        let (from, to) = (from.0, to.0);
+        let from = localtime::check_date("from", from.0)?;
+        let to = localtime::check_date("to", to.0)?;
         if to < from {
             return Err(FieldError::new("to", "must not be before from").into());
         }

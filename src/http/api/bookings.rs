@@ -232,6 +232,9 @@ pub fn booking_problem(err: BookingError, clinic_phone: &str) -> ApiError {
             "Booking cannot be changed",
             format!("This booking is {status} and can no longer be changed."),
         ),
+        BookingError::Replay(_) => {
+            ApiError::internal("an idempotent replay reached the error mapper")
+        }
         BookingError::Database(e) => ApiError::from(e),
     }
 }
@@ -352,6 +355,10 @@ impl BookingsApi {
                     return replay(stored, &hash);
                 }
                 return Err(ApiError::from(e));
+            }
+            Err(BookingError::Replay(stored)) => {
+                let hash = lookup.map(|(_, hash)| hash).unwrap_or_default();
+                return replay(*stored, &hash);
             }
             Err(e) => return Err(booking_problem(e, self.phone())),
         };

@@ -195,9 +195,14 @@ impl StaffBookingsApi {
             }
             (_, p) => p,
         };
+        let from = from
+            .0
+            .map(|d| localtime::check_date("from", d))
+            .transpose()?;
+        let to = to.0.map(|d| localtime::check_date("to", d)).transpose()?;
         let filter = store::bookings::BookingFilter {
-            from: from.0.map(|d| local_bound(&self.state, d, false)),
-            until: to.0.map(|d| local_bound(&self.state, d, true)),
+            from: from.map(|d| local_bound(&self.state, d, false)),
+            until: to.map(|d| local_bound(&self.state, d, true)),
             practitioner_id: practitioner,
             status: status.0.map(|s| s.as_str().to_string()),
             patient_email: email.0.map(|e| e.trim().to_lowercase()),

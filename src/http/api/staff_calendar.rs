@@ -199,7 +199,8 @@ impl StaffCalendarApi {
         include_cancelled: Query<Option<bool>>,
     ) -> ApiResult<Json<Calendar>> {
         let target = scope(&auth.0, practitioner_id.0)?;
-        let (from, to) = (from.0, to.0);
+        let from = localtime::check_date("from", from.0)?;
+        let to = localtime::check_date("to", to.0)?;
         check_range(from, to)?;
         let include_cancelled = include_cancelled.0.unwrap_or(false);
         let db = &self.state.db;
