@@ -150,13 +150,19 @@ async fn choose_practitioner(
     let tz = state.tz;
     let rules = rules_for(service, &state.settings.policy);
     let query = availability::local_day_query(tz, now, start, rules);
-    let day_start = localtime::instant_at(tz, query.from, 0);
-    let day_end = localtime::instant_at(tz, query.to, 24 * 60);
+    // The query spans the neighbouring local dates too; the load is counted on the local day.
+    let span_start = localtime::instant_at(tz, query.from, 0);
+    let span_end = localtime::instant_at(tz, query.to, 24 * 60);
+    let day = localtime::local_date(tz, start);
+    let (day_start, day_end) = (
+        localtime::instant_at(tz, day, 0),
+        localtime::instant_at(tz, day, 24 * 60),
+    );
     let (schedules, closures) = store::availability::load(
         txn,
         candidates,
-        day_start - Duration::days(1),
-        day_end + Duration::days(1),
+        span_start - Duration::days(1),
+        span_end + Duration::days(1),
         except,
     )
     .await?;
@@ -301,6 +307,24 @@ pub async fn book(
     new: NewBooking,
     idempotency: Option<IdempotentResponse<'_>>,
 ) -> Result<Booked, BookingError> {
+    // On PostgreSQL two concurrent "any practitioner" bookings can choose the same person; the
+    // later insert meets the exclusion constraint. A new attempt sees the earlier booking and
+    // chooses another free practitioner if there is one.
+    let attempts = if new.practitioner_id.is_none() { 3 } else { 1 };
+    for _ in 1..attempts {
+        match book_once(state, new.clone(), idempotency.as_ref()).await {
+            Err(BookingError::SlotUnavailable) => continue,
+            other => return other,
+        }
+    }
+    book_once(state, new, idempotency.as_ref()).await
+}
+
+async fn book_once(
+    state: &AppState,
+    new: NewBooking,
+    idempotency: Option<&IdempotentResponse<'_>>,
+) -> Result<Booked, BookingError> {
     let now = Utc::now();
     let db = &state.db;
     let service = store::catalogue::find_public_service(db, new.service_id)
@@ -310,7 +334,7 @@ pub async fn book(
         })?;
     let candidates = candidates(db, service.id, new.practitioner_id).await?;
     let txn = store::begin_write(db).await?;
-    if let Some(idem) = &idempotency {
+    if let Some(idem) = idempotency {
         if let Some(stored) = store::bookings::find_idempotent(&txn, &idem.key, now).await? {
             return Err(BookingError::Replay(Box::new(stored)));
         }
@@ -318,7 +342,7 @@ pub async fn book(
     }
     let practitioner_id =
         choose_practitioner(&txn, state, &service, &candidates, new.start, now, None).await?;
-    let patient = store::patients::upsert_by_email(&txn, &new.patient, now).await?;
+    let patient = store::patients::upsert_by_email(&txn, &new.patient, now, false).await?;
     let limit = state.settings.booking.max_active_per_patient;
     if store::bookings::count_upcoming_for_patient(&txn, patient.id, now).await? >= u64::from(limit)
     {
@@ -347,12 +371,19 @@ pub async fn book(
     let practitioner = store::catalogue::find_practitioner(&txn, practitioner_id)
         .await?
         .ok_or(DbErr::RecordNotFound("practitioner".into()))?;
+    // Shown back (and emailed) as this request gave them, never the stored record's: the
+    // form is public, and the address alone must not reveal anyone's name or phone.
+    let shown = patient::Model {
+        name: new.patient.name.as_str().to_string(),
+        phone: new.patient.phone.as_ref().map(|p| p.as_str().to_string()),
+        ..patient
+    };
     let booked = Booked {
         details: BookingDetails {
             appointment,
             service,
             practitioner,
-            patient,
+            patient: shown,
         },
         manage_token,
     };
@@ -481,14 +512,20 @@ pub async fn cancel(
     let service = store::catalogue::find_service(&txn, appt.service_id)
         .await?
         .ok_or(DbErr::RecordNotFound("service".into()))?;
-    if matches!(actor, Actor::Patient) {
-        let hours = notice_hours(state, &service, false);
-        if status != BookingStatus::Confirmed {
-            return Err(BookingError::NotChangeable(status.as_str()));
-        }
-        if !booking::patient_may_change(status, appt.starts_at, hours, now) {
-            return Err(BookingError::TooLate);
-        }
+    // Only a booking still ahead of its visit can be cancelled, by anyone; an arrived,
+    // completed or no-show booking is history.
+    if status != BookingStatus::Confirmed {
+        return Err(BookingError::NotChangeable(status.as_str()));
+    }
+    if matches!(actor, Actor::Patient)
+        && !booking::patient_may_change(
+            status,
+            appt.starts_at,
+            notice_hours(state, &service, false),
+            now,
+        )
+    {
+        return Err(BookingError::TooLate);
     }
     appt.status = BookingStatus::Cancelled.as_str().to_string();
     appt.cancel_reason = reason.clone();
@@ -759,7 +796,7 @@ pub async fn book_by_staff(
                 phone: request.patient_phone.clone(),
                 marketing_consent: false,
             };
-            store::patients::upsert_by_email(&txn, &details, now).await?
+            store::patients::upsert_by_email(&txn, &details, now, true).await?
         }
         None => {
             store::patients::insert_without_email(

@@ -20,12 +20,13 @@ use crate::{
     email::outbox,
 };
 
-/// Finds the patient with this email or creates one; name and phone are updated to the
-/// latest the patient gave.
+/// Finds the patient with this email or creates one. Staff updates (`trusted`) replace the
+/// name and phone; a public booking only adds a phone the record lacks.
 pub async fn upsert_by_email(
     conn: &impl ConnectionTrait,
     details: &PatientDetails,
     now: DateTime<Utc>,
+    trusted: bool,
 ) -> Result<patient::Model, DbErr> {
     let email = details.email.as_str();
     // Locked (on PostgreSQL) so that a booking racing an erasure either waits for it and then
@@ -38,9 +39,14 @@ pub async fn upsert_by_email(
     };
     let phone = details.phone.as_ref().map(|p| p.as_str().to_string());
     if let Some(found) = locked().await? {
+        // Anyone can type an address into the public form: from there, only fill in what is
+        // missing. Staff (`trusted`) keep the record up to date.
+        let missing_phone = found.phone.is_none();
         let mut row = found.into_active_model();
-        row.name = Set(details.name.as_str().to_string());
-        if phone.is_some() {
+        if trusted {
+            row.name = Set(details.name.as_str().to_string());
+        }
+        if phone.is_some() && (trusted || missing_phone) {
             row.phone = Set(phone);
         }
         row.updated_at = Set(now);

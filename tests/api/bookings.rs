@@ -773,3 +773,82 @@ async fn concurrent_retries_with_one_idempotency_key_book_once() {
         .expect("rows");
     assert_eq!(rows.len(), 1);
 }
+
+#[tokio::test]
+async fn a_public_booking_cannot_read_or_rewrite_someone_elses_record() {
+    let app = spawn_app().await;
+    let (admin, _, service) = clinic_with_one_practitioner(&app).await;
+    let free = free_starts(&app, &service, 5).await;
+    let victim = book(&app, booking_body(&service, &free[0], "victim@example.org")).await;
+    assert_eq!(victim.status, 201, "{}", victim.body);
+    let mut body = booking_body(&service, &free[12], "victim@example.org");
+    body["patient"] = json!({ "name": "Mallory Smith", "email": "victim@example.org" });
+    let mallory = book(&app, body).await;
+    assert_eq!(mallory.status, 201, "{}", mallory.body);
+    assert_eq!(mallory.body["booking"]["patient"]["name"], "Mallory Smith");
+    assert!(
+        mallory.body["booking"]["patient"]["phone"].is_null(),
+        "no stored phone leaks"
+    );
+    let token = mallory.body["manage_token"].as_str().expect("token");
+    let view = app.get(&format!("/api/v1/manage/{token}")).await;
+    assert!(view.body["booking"]["patient"]["phone"].is_null());
+    // The clinic's record keeps the patient's own name and phone.
+    let id = victim.body["booking"]["id"].as_str().expect("id");
+    let staff_view = app
+        .get_as(&admin, &format!("/api/v1/staff/bookings/{id}"))
+        .await;
+    assert_eq!(staff_view.body["booking"]["patient"]["name"], "Jo Bloggs");
+    assert_eq!(
+        staff_view.body["booking"]["patient"]["phone"],
+        "07700 900123"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_any_practitioner_bookings_use_every_free_practitioner() {
+    let app = spawn_app_with(|s| s.rate_limit.enabled = false).await;
+    let (admin, first, service) = clinic_with_one_practitioner(&app).await;
+    let second = app.create_practitioner(&admin, "Second Physio").await;
+    app.patch_as(
+        &admin,
+        &format!("/api/v1/staff/services/{service}"),
+        json!({ "practitioner_ids": [first, second] }),
+    )
+    .await;
+    let week: Vec<Value> = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ]
+    .iter()
+    .map(|d| json!({ "weekday": d, "start": "09:00", "end": "17:00" }))
+    .collect();
+    app.put_as(
+        &admin,
+        &format!("/api/v1/staff/practitioners/{second}/working-hours"),
+        json!({ "intervals": week }),
+    )
+    .await;
+    let free = free_starts(&app, &service, 5).await;
+    let url = app.url("/api/v1/bookings");
+    // Two patients at once for each of four times: both practitioners are free, so all book.
+    let requests = [0, 8, 16, 24]
+        .iter()
+        .flat_map(|&i| {
+            [0, 1].map(|n| {
+                (
+                    url.clone(),
+                    booking_body(&service, &free[i], &format!("p{i}-{n}@example.com")),
+                )
+            })
+        })
+        .collect();
+    let statuses = post_all(&app.client, requests).await;
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    assert_no_overlaps(&app).await;
+}

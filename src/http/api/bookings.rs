@@ -103,6 +103,28 @@ pub fn booking_object(d: &BookingDetails, tz: chrono_tz::Tz) -> Booking {
     }
 }
 
+/// A booking as shown through its manage link. A link can be opened by whoever holds it, and a
+/// booking made with someone else's address lands on their record, so the link shows the
+/// patient's name shortened ("Jo B.") and no phone number.
+pub fn public_booking_object(d: &BookingDetails, tz: chrono_tz::Tz) -> Booking {
+    let mut booking = booking_object(d, tz);
+    booking.patient.name = short_name(&booking.patient.name);
+    booking.patient.phone = None;
+    booking
+}
+
+fn short_name(name: &str) -> String {
+    let mut words = name.split_whitespace();
+    match (words.next(), words.next_back()) {
+        (Some(first), Some(last)) => {
+            let initial: String = last.chars().take(1).collect();
+            format!("{first} {initial}.")
+        }
+        (Some(first), None) => first.to_string(),
+        _ => String::new(),
+    }
+}
+
 #[derive(Debug, Object, Serialize)]
 pub struct PatientInput {
     pub name: String,
@@ -258,7 +280,7 @@ impl BookingsApi {
         let cancel_hours = booking::notice_hours(&self.state, &d.service, false);
         let move_hours = booking::notice_hours(&self.state, &d.service, true);
         ManagedBooking {
-            booking: booking_object(d, self.state.tz),
+            booking: public_booking_object(d, self.state.tz),
             can_cancel: patient_may_change(status, start, cancel_hours, now),
             can_reschedule: patient_may_change(status, start, move_hours, now),
             cancel_deadline: change_deadline(start, cancel_hours)
@@ -410,7 +432,7 @@ impl BookingsApi {
         .await
         .map_err(|e| booking_problem(e, self.phone()))?;
         Ok(Json(BookingEnvelope {
-            booking: booking_object(&d, self.state.tz),
+            booking: public_booking_object(&d, self.state.tz),
         }))
     }
 
@@ -439,7 +461,7 @@ impl BookingsApi {
         .await
         .map_err(|e| booking_problem(e, self.phone()))?;
         Ok(Json(BookingEnvelope {
-            booking: booking_object(&d, self.state.tz),
+            booking: public_booking_object(&d, self.state.tz),
         }))
     }
 }
