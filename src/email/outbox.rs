@@ -163,6 +163,8 @@ pub async fn mark_sent(
             Expr::value(Option::<DateTime<Utc>>::None),
         )
         .filter(Column::Id.eq(id))
+        // A reminder voided (booking moved or cancelled) while it was on its way stays void.
+        .filter(Column::Status.eq(PENDING))
         .exec(db)
         .await?;
     Ok(())

@@ -28,8 +28,9 @@ pub fn lease(state: &AppState) -> Duration {
 pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
     let now = Utc::now();
     let lease = lease(state);
-    let rows = outbox::claim_due(&state.db, now, lease, BATCH).await?;
+    // Measured from before the claim, as the database's lease is: never later than it.
     let lease_end = tokio::time::Instant::now() + lease;
+    let rows = outbox::claim_due(&state.db, now, lease, BATCH).await?;
     let budget = state.mailer.max_delivery_time();
     let count = rows.len();
     let mut rows = rows.into_iter();
@@ -71,7 +72,19 @@ async fn process(state: &AppState, row: &outbox_message::Model) -> anyhow::Resul
     }
     match state.mailer.deliver(row, email).await {
         Ok(()) => {
-            outbox::mark_sent(&state.db, row.id, Utc::now()).await?;
+            // The email is out: recording that must not give up at the first busy database,
+            // or the row would be sent again when its lease ends.
+            let mut marked = outbox::mark_sent(&state.db, row.id, Utc::now()).await;
+            for wait_ms in [50, 200, 1000] {
+                if marked.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+                marked = outbox::mark_sent(&state.db, row.id, Utc::now()).await;
+            }
+            if let Err(e) = marked {
+                tracing::error!(id = %row.id, error = %e, "sent but not marked; it may go again");
+            }
             tracing::info!(
                 id = %row.id, kind = %row.kind, to_domain = domain, attempt = row.attempts,
                 "email sent"

@@ -438,8 +438,13 @@ pub async fn erase(
         .into_tuple()
         .all(conn)
         .await?;
+    // Notes and cancellation reasons can hold health details in the patient's own words.
     let appointments = appointment::Entity::update_many()
         .col_expr(appointment::Column::Notes, Expr::value(""))
+        .col_expr(
+            appointment::Column::CancelReason,
+            Expr::value(Option::<String>::None),
+        )
         .col_expr(
             appointment::Column::ManageTokenHash,
             Expr::value(Option::<String>::None),
@@ -448,6 +453,17 @@ pub async fn erase(
         .exec(conn)
         .await?
         .rows_affected;
+    if !appointment_ids.is_empty() {
+        entity::appointment_event::Entity::update_many()
+            .col_expr(
+                entity::appointment_event::Column::Detail,
+                Expr::value(r#"{"erased":true}"#),
+            )
+            .filter(entity::appointment_event::Column::AppointmentId.is_in(appointment_ids.clone()))
+            .filter(entity::appointment_event::Column::Kind.eq("cancelled"))
+            .exec(conn)
+            .await?;
+    }
     if !appointment_ids.is_empty() {
         let mut replies = Condition::any();
         for id in &appointment_ids {

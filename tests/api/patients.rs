@@ -513,6 +513,10 @@ async fn erasing_cancels_future_bookings_with_an_email_then_anonymises_the_rest(
     for row in &rows {
         assert_eq!(row.notes, "");
         assert!(row.manage_token_hash.is_none());
+        assert!(
+            row.cancel_reason.is_none(),
+            "reasons can hold health details"
+        );
     }
     let status = |id: &str| {
         rows.iter()
