@@ -23,8 +23,35 @@ pub struct NewStaff {
     pub name: PersonName,
     pub role: Role,
     pub practitioner_id: Option<Uuid>,
-    /// `None`: generate one and return it once.
-    pub password: Option<SecretString>,
+}
+
+/// A checked and hashed password, made before any transaction opens: argon2 takes tens of
+/// milliseconds, and SQLite's write lock must not wait on it.
+pub struct PreparedPassword {
+    hash: String,
+    generated: Option<String>,
+}
+
+/// Checks the policy and hashes `password`, or generates one (returned once by `create`).
+pub async fn prepare_password(
+    password: Option<SecretString>,
+) -> Result<PreparedPassword, CreateStaffError> {
+    if let Some(p) = &password
+        && let Err(e) = password::check_policy("password", p.expose_secret())
+    {
+        return Err(CreateStaffError::Invalid(vec![e]));
+    }
+    let (secret, generated) = match password {
+        Some(p) => (p, None),
+        None => {
+            let p = password::generate();
+            (SecretString::from(p.clone()), Some(p))
+        }
+    };
+    Ok(PreparedPassword {
+        hash: password::hash(secret).await?,
+        generated,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,13 +70,9 @@ pub enum CreateStaffError {
 pub async fn create(
     conn: &impl ConnectionTrait,
     new: NewStaff,
+    password: PreparedPassword,
 ) -> Result<(staff_user::Model, Option<String>), CreateStaffError> {
     let mut errors = Vec::new();
-    if let Some(p) = &new.password
-        && let Err(e) = password::check_policy("password", p.expose_secret())
-    {
-        errors.push(e);
-    }
     match (new.role, new.practitioner_id) {
         (Role::Practitioner, None) => errors.push(FieldError::new(
             "practitioner_id",
@@ -73,13 +96,6 @@ pub async fn create(
     {
         return Err(CreateStaffError::EmailTaken);
     }
-    let (secret, generated) = match new.password {
-        Some(p) => (p, None),
-        None => {
-            let p = password::generate();
-            (SecretString::from(p.clone()), Some(p))
-        }
-    };
     let now = Utc::now();
     let user = staff_user::Model {
         id: Uuid::new_v4(),
@@ -87,7 +103,7 @@ pub async fn create(
         name: new.name.into_inner(),
         role: new.role.as_str().to_string(),
         practitioner_id: new.practitioner_id,
-        password_hash: password::hash(secret).await?,
+        password_hash: password.hash,
         active: true,
         failed_logins: 0,
         locked_until: None,
@@ -101,5 +117,5 @@ pub async fn create(
             CreateStaffError::Database(e)
         }
     })?;
-    Ok((user, generated))
+    Ok((user, password.generated))
 }

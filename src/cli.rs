@@ -122,6 +122,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.message))?;
             let name = PersonName::parse("--name", &name)
                 .map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.message))?;
+            let prepared = accounts::prepare_password(None).await?;
             let txn = store::begin_write(&db).await?;
             let (user, password) = accounts::create(
                 &txn,
@@ -130,8 +131,8 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                     name,
                     role: role.into(),
                     practitioner_id,
-                    password: None,
                 },
+                prepared,
             )
             .await?;
             store::audit::record(

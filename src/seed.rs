@@ -307,6 +307,7 @@ pub async fn bootstrap_admin(
         .admin_password
         .as_ref()
         .map(|p| SecretString::from(p.expose_secret().to_string()));
+    let prepared = accounts::prepare_password(password).await?;
     let txn = store::begin_write(db).await?;
     let (user, generated) = accounts::create(
         &txn,
@@ -316,8 +317,8 @@ pub async fn bootstrap_admin(
                 .map_err(|e| anyhow::anyhow!(e.message))?,
             role: Role::Admin,
             practitioner_id: None,
-            password,
         },
+        prepared,
     )
     .await?;
     store::audit::record(

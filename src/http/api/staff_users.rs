@@ -161,10 +161,8 @@ impl StaffUsersApi {
             name,
             role: body.role,
             practitioner_id: body.practitioner_id,
-            password: body.password.map(SecretString::from),
         };
-        let txn = store::begin_write(&self.state.db).await?;
-        let (user, generated) = accounts::create(&txn, new).await.map_err(|e| match e {
+        let problem = |e: CreateStaffError| match e {
             CreateStaffError::Invalid(errors) => ApiError::validation(errors),
             CreateStaffError::EmailTaken => ApiError::conflict(
                 "email_taken",
@@ -173,7 +171,14 @@ impl StaffUsersApi {
             ),
             CreateStaffError::Database(e) => ApiError::from(e),
             CreateStaffError::Hashing(e) => ApiError::internal(e),
-        })?;
+        };
+        let password = accounts::prepare_password(body.password.map(SecretString::from))
+            .await
+            .map_err(problem)?;
+        let txn = store::begin_write(&self.state.db).await?;
+        let (user, generated) = accounts::create(&txn, new, password)
+            .await
+            .map_err(problem)?;
         store::audit::record(
             &txn,
             Some(auth.0.id),
