@@ -624,7 +624,8 @@ pub async fn reschedule(
             .await?
         }
         Actor::Staff(_) => {
-            let pid = requested.unwrap_or(appt.practitioner_id);
+            // The practitioner as read inside the transaction, unless another was asked for.
+            let pid = practitioner_id.unwrap_or(appt.practitioner_id);
             check_staff_slot(&txn, &service, pid, start, Some(appt.id)).await?;
             pid
         }
