@@ -13,6 +13,12 @@ pub async fn clinic_with_one_practitioner(app: &TestApp) -> (String, String, Str
     let service = app
         .create_service(&admin, "Initial assessment", &[&practitioner])
         .await;
+    work_every_day(app, &admin, &practitioner).await;
+    (admin, practitioner, service)
+}
+
+/// Gives a practitioner 09:00–17:00 hours every day of the week.
+pub async fn work_every_day(app: &TestApp, admin: &str, practitioner: &str) {
     let week: Vec<Value> = [
         "monday",
         "tuesday",
@@ -27,13 +33,32 @@ pub async fn clinic_with_one_practitioner(app: &TestApp) -> (String, String, Str
     .collect();
     let reply = app
         .put_as(
-            &admin,
+            admin,
             &format!("/api/v1/staff/practitioners/{practitioner}/working-hours"),
             json!({ "intervals": week }),
         )
         .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    (admin, practitioner, service)
+}
+
+/// Adds a second practitioner with the same hours to the service; returns their id.
+pub async fn add_second_practitioner(
+    app: &TestApp,
+    admin: &str,
+    first: &str,
+    service: &str,
+) -> String {
+    let second = app.create_practitioner(admin, "Second Physio").await;
+    let reply = app
+        .patch_as(
+            admin,
+            &format!("/api/v1/staff/services/{service}"),
+            json!({ "practitioner_ids": [first, second] }),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    work_every_day(app, admin, &second).await;
+    second
 }
 
 pub fn in_days(n: i64) -> NaiveDate {

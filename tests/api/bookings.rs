@@ -8,7 +8,9 @@ use frontdesk::startup::Application;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
-use crate::availability::{clinic_with_one_practitioner, in_days, slots, starts};
+use crate::availability::{
+    add_second_practitioner, clinic_with_one_practitioner, in_days, slots, starts,
+};
 use crate::helpers::{Reply, TestApp, spawn_app, spawn_app_with};
 
 fn booking_body(service: &str, start: &str, email: &str) -> Value {
@@ -276,35 +278,7 @@ async fn an_idempotency_key_replays_the_first_response_and_refuses_another_body(
 async fn without_a_practitioner_the_booking_goes_to_the_lightest_day() {
     let app = spawn_app().await;
     let (admin, first, service) = clinic_with_one_practitioner(&app).await;
-    let second = app.create_practitioner(&admin, "Second Physio").await;
-    let reply = app
-        .patch_as(
-            &admin,
-            &format!("/api/v1/staff/services/{service}"),
-            json!({ "practitioner_ids": [first, second] }),
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
-    let week: Vec<Value> = [
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-    ]
-    .iter()
-    .map(|d| json!({ "weekday": d, "start": "09:00", "end": "17:00" }))
-    .collect();
-    let reply = app
-        .put_as(
-            &admin,
-            &format!("/api/v1/staff/practitioners/{second}/working-hours"),
-            json!({ "intervals": week }),
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
+    let second = add_second_practitioner(&app, &admin, &first, &service).await;
     let free = free_starts(&app, &service, 5).await;
     let (low, high) = if first < second {
         (first.clone(), second.clone())
@@ -714,31 +688,7 @@ async fn concurrent_retries_with_one_idempotency_key_book_once() {
     let app = spawn_app_with(|s| s.rate_limit.enabled = false).await;
     let (admin, first, service) = clinic_with_one_practitioner(&app).await;
     // Two practitioners free at the time, so a second booking would have somewhere to go.
-    let second = app.create_practitioner(&admin, "Second Physio").await;
-    app.patch_as(
-        &admin,
-        &format!("/api/v1/staff/services/{service}"),
-        json!({ "practitioner_ids": [first, second] }),
-    )
-    .await;
-    let week: Vec<Value> = [
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-    ]
-    .iter()
-    .map(|d| json!({ "weekday": d, "start": "09:00", "end": "17:00" }))
-    .collect();
-    app.put_as(
-        &admin,
-        &format!("/api/v1/staff/practitioners/{second}/working-hours"),
-        json!({ "intervals": week }),
-    )
-    .await;
+    add_second_practitioner(&app, &admin, &first, &service).await;
     let start = free_starts(&app, &service, 5).await[0].clone();
     let body = booking_body(&service, &start, "retry@example.com");
     let mut tasks = tokio::task::JoinSet::new();
@@ -809,31 +759,7 @@ async fn a_public_booking_cannot_read_or_rewrite_someone_elses_record() {
 async fn concurrent_any_practitioner_bookings_use_every_free_practitioner() {
     let app = spawn_app_with(|s| s.rate_limit.enabled = false).await;
     let (admin, first, service) = clinic_with_one_practitioner(&app).await;
-    let second = app.create_practitioner(&admin, "Second Physio").await;
-    app.patch_as(
-        &admin,
-        &format!("/api/v1/staff/services/{service}"),
-        json!({ "practitioner_ids": [first, second] }),
-    )
-    .await;
-    let week: Vec<Value> = [
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-    ]
-    .iter()
-    .map(|d| json!({ "weekday": d, "start": "09:00", "end": "17:00" }))
-    .collect();
-    app.put_as(
-        &admin,
-        &format!("/api/v1/staff/practitioners/{second}/working-hours"),
-        json!({ "intervals": week }),
-    )
-    .await;
+    add_second_practitioner(&app, &admin, &first, &service).await;
     let free = free_starts(&app, &service, 5).await;
     let url = app.url("/api/v1/bookings");
     // Two patients at once for each of four times: both practitioners are free, so all book.
