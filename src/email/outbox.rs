@@ -299,8 +299,7 @@ pub async fn page(
     let items = query
         .order_by_desc(Column::CreatedAt)
         .order_by_desc(Column::Id)
-        // The drivers bind OFFSET as a signed 64-bit integer.
-        .offset((page - 1).saturating_mul(per_page).min(i64::MAX as u64))
+        .offset(store::page_offset(page, per_page))
         .limit(per_page)
         .all(conn)
         .await?;

@@ -40,8 +40,7 @@ pub async fn page(
     let total = audit_log::Entity::find().count(conn).await?;
     let items = audit_log::Entity::find()
         .order_by_desc(audit_log::Column::At)
-        // The drivers bind OFFSET as a signed 64-bit integer.
-        .offset((page - 1).saturating_mul(per_page).min(i64::MAX as u64))
+        .offset(super::page_offset(page, per_page))
         .limit(per_page)
         .all(conn)
         .await?;

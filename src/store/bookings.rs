@@ -205,10 +205,7 @@ pub async fn page(
         query = query.filter(appointment::Column::PatientId.in_subquery(patients));
     }
     let total = query.clone().count(conn).await?;
-    let offset = Ord::min(
-        page.saturating_sub(1).saturating_mul(per_page),
-        i64::MAX as u64,
-    );
+    let offset = super::page_offset(page, per_page);
     let items = query
         .order_by_asc(appointment::Column::StartsAt)
         .order_by_asc(appointment::Column::Id)

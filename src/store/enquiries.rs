@@ -66,11 +66,7 @@ pub async fn page(
         query = query.filter(enquiry::Column::Topic.eq(topic.as_str()));
     }
     if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let escaped = q
-            .to_lowercase()
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
+        let escaped = super::escape_like(&q.to_lowercase());
         let pattern = format!("%{escaped}%");
         let mut any = Condition::any();
         for col in [
@@ -88,10 +84,7 @@ pub async fn page(
         query = query.filter(any);
     }
     let total = query.clone().count(conn).await?;
-    let offset = Ord::min(
-        page.saturating_sub(1).saturating_mul(per_page),
-        i64::MAX as u64,
-    );
+    let offset = super::page_offset(page, per_page);
     let items = query
         .order_by_desc(enquiry::Column::ReceivedAt)
         .order_by_desc(enquiry::Column::Id)

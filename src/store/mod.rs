@@ -120,3 +120,20 @@ pub fn is_overlap_violation(err: &DbErr) -> bool {
         || text.contains("40P01")
         || text.contains("deadlock detected")
 }
+
+/// The OFFSET of a page (`page` from 1): saturating, and at most `i64::MAX` because the
+/// drivers bind OFFSET as a signed 64-bit integer, so an absurd page is just empty.
+pub fn page_offset(page: u64, per_page: u64) -> u64 {
+    Ord::min(
+        page.saturating_sub(1).saturating_mul(per_page),
+        i64::MAX as u64,
+    )
+}
+
+/// Escapes `\`, `%` and `_` for a LIKE pattern with `ESCAPE '\'`, so user text matches
+/// itself.
+pub fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}

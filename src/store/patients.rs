@@ -178,11 +178,7 @@ impl Scope {
 /// `q` as a case-insensitive substring of the name, email or phone. A query that looks like a
 /// phone number also matches the stored number with its spaces and dashes removed.
 fn matching(q: &str) -> Condition {
-    let escaped = q
-        .to_lowercase()
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
+    let escaped = super::escape_like(&q.to_lowercase());
     let pattern = format!("%{escaped}%");
     let mut any = Condition::any();
     for col in [
@@ -220,10 +216,7 @@ pub async fn search(
     }
     let total = query.clone().count(conn).await?;
     // The drivers bind OFFSET as a signed 64-bit integer.
-    let offset = Ord::min(
-        page.saturating_sub(1).saturating_mul(per_page),
-        i64::MAX as u64,
-    );
+    let offset = super::page_offset(page, per_page);
     let items = query
         .order_by_asc(Func::lower(Expr::col(patient::Column::Name)))
         .order_by_asc(patient::Column::Id)
@@ -355,10 +348,7 @@ fn emails_about(email: Option<&str>, appointment_ids: &[Uuid]) -> Condition {
         .add(outbox_message::Column::AppointmentId.is_in(appointment_ids.iter().copied()));
     if let Some(email) = email {
         let email = email.to_lowercase();
-        let escaped = email
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
+        let escaped = super::escape_like(&email);
         any = any
             .add(
                 Expr::expr(Func::lower(Expr::col(outbox_message::Column::ToAddress)))
