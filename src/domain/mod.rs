@@ -7,6 +7,8 @@ pub mod catalogue;
 pub mod enquiry;
 pub mod hours;
 pub mod localtime;
+pub mod policy;
+pub mod rulebook;
 pub mod text;
 
 /// One field that failed validation, with a message a person can act on.

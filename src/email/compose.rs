@@ -116,6 +116,8 @@ pub(super) fn booking_vars(settings: &Settings, tz: Tz, change: BookingChange<'_
     set("zone", Value::from(start.format("%Z").to_string()));
     set("when", Value::from(local_when(b.start, tz)));
     set("manage_url", Value::from(b.manage_url.clone()));
+    let public_url = settings.server.public_url.trim_end_matches('/');
+    set("book_url", Value::from(format!("{public_url}/book")));
     match change {
         BookingChange::Rescheduled { previous_start, .. } => {
             set("previous_when", Value::from(local_when(previous_start, tz)));

@@ -150,6 +150,7 @@ fn sample_vars() -> Vars {
         ("zone", "GMT"),
         ("when", "Monday 2 March 2026 at 09:00 GMT"),
         ("manage_url", "https://example.com/manage/x"),
+        ("book_url", "https://example.com/book"),
         ("previous_when", "Friday 27 February 2026 at 10:00 GMT"),
         ("reason", "Feeling better"),
         ("name", "Pat"),

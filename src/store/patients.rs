@@ -16,19 +16,19 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::{
-    domain::booking::{BookingStatus, PatientDetails},
+    domain::booking::BookingStatus,
     email::outbox,
 };
 
-/// Finds the patient with this email or creates one. Staff updates (`trusted`) replace the
-/// name and phone; a public booking only adds a phone the record lacks.
-pub async fn upsert_by_email(
+/// Finds the patient with this email or creates one from `name` and `phone`. An existing
+/// record is returned as stored: a booking never changes a patient's details.
+pub async fn find_or_create_by_email(
     conn: &impl ConnectionTrait,
-    details: &PatientDetails,
+    email: &str,
+    name: &str,
+    phone: Option<&str>,
     now: DateTime<Utc>,
-    trusted: bool,
 ) -> Result<patient::Model, DbErr> {
-    let email = details.email.as_str();
     // Locked (on PostgreSQL) so that a booking racing an erasure either waits for it and then
     // no longer finds the erased address, or makes the erasure wait and see the new booking.
     let locked = || {
@@ -37,28 +37,16 @@ pub async fn upsert_by_email(
             .lock_exclusive()
             .one(conn)
     };
-    let phone = details.phone.as_ref().map(|p| p.as_str().to_string());
     if let Some(found) = locked().await? {
-        // Anyone can type an address into the public form: from there, only fill in what is
-        // missing. Staff (`trusted`) keep the record up to date.
-        let missing_phone = found.phone.is_none();
-        let mut row = found.into_active_model();
-        if trusted {
-            row.name = Set(details.name.as_str().to_string());
-        }
-        if phone.is_some() && (trusted || missing_phone) {
-            row.phone = Set(phone);
-        }
-        row.updated_at = Set(now);
-        return row.update(conn).await;
+        return Ok(found);
     }
     // Two first bookings for a new address may race on PostgreSQL: the loser's insert waits for
     // the winner's commit and then does nothing, and both go on with the one row.
     let row = patient::ActiveModel {
         id: Set(Uuid::new_v4()),
-        name: Set(details.name.as_str().to_string()),
+        name: Set(name.to_string()),
         email: Set(Some(email.to_string())),
-        phone: Set(phone),
+        phone: Set(phone.map(str::to_string)),
         created_at: Set(now),
         updated_at: Set(now),
         erased_at: Set(None),
@@ -74,6 +62,25 @@ pub async fn upsert_by_email(
     locked()
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("patient".to_string()))
+}
+
+/// The patient holding this address, if any.
+pub async fn find_by_email(
+    conn: &impl ConnectionTrait,
+    email: &str,
+) -> Result<Option<patient::Model>, DbErr> {
+    patient::Entity::find()
+        .filter(patient::Column::Email.eq(email))
+        .one(conn)
+        .await
+}
+
+/// Writes a patient's changed details.
+pub async fn update(
+    conn: &impl ConnectionTrait,
+    model: patient::Model,
+) -> Result<patient::Model, DbErr> {
+    model.into_active_model().reset_all().update(conn).await
 }
 
 pub async fn find(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<patient::Model>, DbErr> {
@@ -148,8 +155,8 @@ pub async fn find_many(
         .await
 }
 
-/// Patients a staff member may search: everyone, or only those with an appointment (in any
-/// status) with one practitioner.
+/// Patients a staff member may see: everyone, or only those with a non-cancelled appointment
+/// with one practitioner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     All,
@@ -167,6 +174,10 @@ impl Scope {
                         .from(appointment::Entity)
                         .and_where(
                             Expr::col(appointment::Column::PractitionerId).eq(practitioner_id),
+                        )
+                        .and_where(
+                            Expr::col(appointment::Column::Status)
+                                .ne(BookingStatus::Cancelled.as_str()),
                         )
                         .to_owned(),
                 ),
@@ -239,7 +250,8 @@ pub async fn find_in_scope(
         .await
 }
 
-/// A patient's appointments, latest start first; in a practitioner's scope, only theirs.
+/// A patient's appointments, latest start first; in a practitioner's scope, only their own
+/// non-cancelled ones.
 pub async fn appointments(
     conn: &impl ConnectionTrait,
     patient_id: Uuid,
@@ -248,7 +260,9 @@ pub async fn appointments(
     let mut query =
         appointment::Entity::find().filter(appointment::Column::PatientId.eq(patient_id));
     if let Scope::Practitioner(practitioner_id) = scope {
-        query = query.filter(appointment::Column::PractitionerId.eq(practitioner_id));
+        query = query
+            .filter(appointment::Column::PractitionerId.eq(practitioner_id))
+            .filter(appointment::Column::Status.ne(BookingStatus::Cancelled.as_str()));
     }
     query
         .order_by_desc(appointment::Column::StartsAt)

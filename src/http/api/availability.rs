@@ -3,16 +3,14 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
-use entity::service;
 use poem_openapi::{Object, OpenApi, param::Query, payload::Json};
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
-    config::PolicySettings,
     domain::{
         FieldError,
-        availability::{self, PractitionerSchedule, Range, ServiceRules, Slot, SlotQuery},
+        availability::{self, PractitionerSchedule, Range, Slot, SlotQuery},
         localtime,
     },
     http::{
@@ -60,19 +58,7 @@ pub struct NextSlot {
     pub slot: Option<SlotObject>,
 }
 
-/// The service's rules, with its policy overrides over the clinic's defaults.
-pub fn rules_for(s: &service::Model, policy: &PolicySettings) -> ServiceRules {
-    let over =
-        |v: Option<i32>, default: u32| v.and_then(|v| u32::try_from(v).ok()).unwrap_or(default);
-    ServiceRules {
-        duration_minutes: over(Some(s.duration_minutes), 0),
-        buffer_before_minutes: over(Some(s.buffer_before_minutes), 0),
-        buffer_after_minutes: over(Some(s.buffer_after_minutes), 0),
-        step_minutes: over(s.slot_step_minutes, policy.slot_step_minutes),
-        min_notice_minutes: over(s.min_notice_minutes, policy.min_notice_minutes),
-        max_advance_days: over(s.max_advance_days, policy.max_advance_days),
-    }
-}
+pub use crate::domain::policy::rules_for;
 
 pub fn slot_object(slot: &Slot, tz: chrono_tz::Tz) -> SlotObject {
     SlotObject {

@@ -15,7 +15,10 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::{
-    booking::{self, Actor, Booked, BookingDetails, BookingError, IdempotentResponse, NewBooking},
+    booking::{
+        self, Actor, Booked, BookingDetails, BookingError, Cancellation, IdempotentResponse, Move,
+        NewBooking,
+    },
     domain::{
         FieldError,
         availability::OutsideReason,
@@ -235,6 +238,11 @@ pub fn booking_problem(err: BookingError, clinic_phone: &str) -> ApiError {
             "Not available",
             "That practitioner does not offer this service online.",
         ),
+        BookingError::ServiceUnavailable => ApiError::rule(
+            "outside_availability",
+            "Not available",
+            "This service is no longer offered. Please choose another or call the clinic.",
+        ),
         BookingError::LimitReached(n) => ApiError::rule(
             "booking_limit_reached",
             "Booking limit reached",
@@ -426,7 +434,7 @@ impl BookingsApi {
             &self.state,
             d.appointment.id,
             Actor::Patient,
-            reason,
+            Cancellation::by_patient(reason),
             Some(&token),
         )
         .await
@@ -454,8 +462,11 @@ impl BookingsApi {
             &self.state,
             d.appointment.id,
             Actor::Patient,
-            start,
-            body.0.practitioner_id,
+            Move {
+                start,
+                practitioner_id: body.0.practitioner_id,
+                overrides: Vec::new(),
+            },
             Some(&token),
         )
         .await

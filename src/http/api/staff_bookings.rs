@@ -13,12 +13,13 @@ use poem_openapi::{
 use uuid::Uuid;
 
 use crate::{
-    booking::{self, Actor, BookingDetails, StaffBooking},
+    booking::{self, Actor, BookingDetails, Cancellation, Move, StaffBooking},
     domain::{
         FieldError,
         booking::{BookingStatus, parse_notes},
         catalogue::{Role, vocabulary},
         localtime,
+        rulebook::Rule,
         text::{self, EmailAddress, PersonName, PhoneNumber},
     },
     http::{
@@ -53,6 +54,28 @@ vocabulary!(
 );
 
 vocabulary!(
+    /// A rule a staff booking or move may set aside when the request lists it.
+    OverrideRule {
+        TimeOff = "time_off",
+        Closure = "closure",
+    }
+);
+
+impl OverrideRule {
+    fn rule(self) -> Rule {
+        match self {
+            OverrideRule::TimeOff => Rule::TimeOff,
+            OverrideRule::Closure => Rule::Closure,
+        }
+    }
+}
+
+/// The rules listed in a request, for the rulebook.
+fn listed(overrides: &[OverrideRule]) -> Vec<Rule> {
+    overrides.iter().map(|o| o.rule()).collect()
+}
+
+vocabulary!(
     /// Attendance to record.
     Attendance {
         Arrived = "arrived",
@@ -70,7 +93,9 @@ pub struct StaffPatientInput {
 }
 
 /// A booking taken by phone or at the desk. Staff may book outside the slot grid, working
-/// hours, notice and horizon, but never over another appointment.
+/// hours, notice and horizon, but never over another appointment; time off and closures
+/// refuse it (422 `outside_availability`) unless `overrides` lists them (audited). An
+/// existing patient with the address is booked as stored: their details do not change.
 #[derive(Debug, Object)]
 pub struct StaffBookingRequest {
     pub service_id: Uuid,
@@ -79,6 +104,10 @@ pub struct StaffBookingRequest {
     pub start: String,
     pub patient: StaffPatientInput,
     pub notes: Option<String>,
+    /// `time_off` and/or `closure`: book even though the practitioner is away or the clinic
+    /// is closed then.
+    #[oai(default)]
+    pub overrides: Vec<OverrideRule>,
 }
 
 #[derive(Debug, Object)]
@@ -93,6 +122,9 @@ pub struct StaffRescheduleRequest {
     pub start: String,
     /// Another practitioner offering the service; omit to keep the same one.
     pub practitioner_id: Option<Uuid>,
+    /// `time_off` and/or `closure`, as for a staff booking.
+    #[oai(default)]
+    pub overrides: Vec<OverrideRule>,
 }
 
 #[derive(Debug, Object)]
@@ -272,6 +304,7 @@ impl StaffBookingsApi {
                 patient_email: email,
                 patient_phone: phone,
                 notes,
+                overrides: listed(&request.overrides),
             },
             auth.0.id,
         )
@@ -311,15 +344,11 @@ impl StaffBookingsApi {
             Some(n) => Some(text::multi_line("note", n, 500)?),
             None => None,
         };
-        let reason = match note {
-            Some(note) => format!("{}: {note}", body.0.reason.as_str()),
-            None => body.0.reason.as_str().to_string(),
-        };
         let d = booking::cancel(
             &self.state,
             appt.id,
             Actor::Staff(auth.0.id),
-            Some(reason),
+            Cancellation::by_staff(body.0.reason.as_str(), note.as_deref()),
             None,
         )
         .await
@@ -346,8 +375,11 @@ impl StaffBookingsApi {
             &self.state,
             appt.id,
             Actor::Staff(auth.0.id),
-            start,
-            body.0.practitioner_id,
+            Move {
+                start,
+                practitioner_id: body.0.practitioner_id,
+                overrides: listed(&body.0.overrides),
+            },
             None,
         )
         .await

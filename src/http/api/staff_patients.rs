@@ -473,7 +473,11 @@ impl StaffPatientsApi {
                     state,
                     appt.id,
                     Actor::Staff(auth.0.id),
-                    Some(ERASURE_CANCEL_REASON.to_string()),
+                    booking::Cancellation {
+                        reason: Some(ERASURE_CANCEL_REASON.to_string()),
+                        code: Some("erasure".to_string()),
+                        told: None,
+                    },
                     None,
                 )
                 .await
