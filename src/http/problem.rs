@@ -23,6 +23,19 @@ pub struct Problem {
     /// For validation failures: each field that was rejected and why.
     #[oai(skip_serializing_if_is_none)]
     pub errors: Option<Vec<ProblemField>>,
+    /// For `conflicts_with_bookings`: the confirmed bookings in the way.
+    #[oai(skip_serializing_if_is_none)]
+    pub conflicts: Option<Vec<ProblemConflict>>,
+}
+
+/// A confirmed booking that a new time off or closure would cover.
+#[derive(Debug, Clone, Object)]
+pub struct ProblemConflict {
+    pub booking_id: uuid::Uuid,
+    pub reference: String,
+    /// RFC 3339 in UTC.
+    pub start: chrono::DateTime<chrono::Utc>,
+    pub practitioner_id: uuid::Uuid,
 }
 
 /// One rejected field of a request.
@@ -42,6 +55,7 @@ impl Problem {
             detail: detail.into(),
             code: code.to_string(),
             errors: None,
+            conflicts: None,
         }
     }
 }
@@ -145,6 +159,22 @@ impl ApiError {
             title,
             detail,
         )))
+    }
+
+    /// 409 `conflicts_with_bookings`, listing the bookings in the way.
+    pub fn conflicts_with_bookings(conflicts: Vec<ProblemConflict>) -> Self {
+        let mut problem = Problem::new(
+            StatusCode::CONFLICT,
+            "conflicts_with_bookings",
+            "Conflicts with bookings",
+            format!(
+                "{} confirmed booking(s) fall in this period. Send \"on_conflict\": \"cancel\" \
+                 to cancel them (the patients are emailed) or \"keep\" to keep them.",
+                conflicts.len()
+            ),
+        );
+        problem.conflicts = Some(conflicts);
+        Self::Conflict(Json(problem))
     }
 
     pub fn validation(errors: Vec<FieldError>) -> Self {

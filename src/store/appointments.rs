@@ -81,3 +81,25 @@ pub async fn busy_ranges(
         })
         .collect()
 }
+
+/// Confirmed appointments whose time `[start, end)` overlaps [from, until), of one
+/// practitioner or of everyone, soonest first.
+pub async fn confirmed_between(
+    conn: &impl ConnectionTrait,
+    practitioner_id: Option<Uuid>,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<appointment::Model>, DbErr> {
+    let mut query = appointment::Entity::find()
+        .filter(appointment::Column::Status.eq(crate::domain::booking::BookingStatus::Confirmed.as_str()))
+        .filter(appointment::Column::StartsAt.lt(until))
+        .filter(appointment::Column::EndsAt.gt(from));
+    if let Some(id) = practitioner_id {
+        query = query.filter(appointment::Column::PractitionerId.eq(id));
+    }
+    query
+        .order_by_asc(appointment::Column::StartsAt)
+        .order_by_asc(appointment::Column::Id)
+        .all(conn)
+        .await
+}

@@ -12,17 +12,22 @@ use poem_openapi::{
 use uuid::Uuid;
 
 use crate::{
-    domain::{FieldError, catalogue::Role, text},
+    domain::{
+        FieldError,
+        catalogue::{Role, vocabulary},
+        text,
+    },
     http::{
         pagination::{Page, PageRequest},
-        problem::{ApiError, ApiResult},
+        problem::{ApiError, ApiResult, ProblemConflict},
         security::StaffAuth,
     },
+    schedule::{self, OnConflict, ScheduleError},
     state::AppState,
     store::{self, catalogue as catalogue_store, schedule as schedule_store},
 };
 
-use super::{ApiTags, path_id};
+use super::{ApiTags, bookings::booking_problem, path_id};
 
 pub struct StaffScheduleApi {
     pub state: Arc<AppState>,
@@ -47,6 +52,21 @@ pub struct Closure {
     pub reason: String,
 }
 
+vocabulary!(
+    /// What to do with confirmed bookings inside a new period.
+    OnConflictMode {
+        Reject = "reject",
+        Cancel = "cancel",
+        Keep = "keep",
+    }
+);
+
+impl Default for OnConflictMode {
+    fn default() -> Self {
+        OnConflictMode::Reject
+    }
+}
+
 /// A period to block: `starts_at` before `ends_at`, at most 366 days long.
 #[derive(Object)]
 pub struct NewPeriod {
@@ -54,18 +74,42 @@ pub struct NewPeriod {
     pub ends_at: DateTime<Utc>,
     #[oai(default)]
     pub reason: String,
+    /// Confirmed bookings inside the period: `reject` (default) answers 409
+    /// `conflicts_with_bookings` and writes nothing; `cancel` cancels them (reason
+    /// `clinic_unavailable`; each patient is emailed with a link to book again); `keep`
+    /// leaves them (audited).
+    #[oai(default)]
+    pub on_conflict: OnConflictMode,
+}
+
+/// A new time off and the bookings it cancelled.
+#[derive(Debug, Object)]
+pub struct TimeOffCreatedBody {
+    #[oai(flatten)]
+    pub time_off: TimeOff,
+    /// Ids of the bookings cancelled by `"on_conflict": "cancel"`.
+    pub cancelled: Vec<Uuid>,
+}
+
+/// A new closure and the bookings it cancelled.
+#[derive(Debug, Object)]
+pub struct ClosureCreatedBody {
+    #[oai(flatten)]
+    pub closure: Closure,
+    /// Ids of the bookings cancelled by `"on_conflict": "cancel"`.
+    pub cancelled: Vec<Uuid>,
 }
 
 #[derive(ApiResponse)]
 pub enum TimeOffCreated {
     #[oai(status = 201)]
-    Created(Json<TimeOff>, #[oai(header = "Location")] String),
+    Created(Json<TimeOffCreatedBody>, #[oai(header = "Location")] String),
 }
 
 #[derive(ApiResponse)]
 pub enum ClosureCreated {
     #[oai(status = 201)]
-    Created(Json<Closure>, #[oai(header = "Location")] String),
+    Created(Json<ClosureCreatedBody>, #[oai(header = "Location")] String),
 }
 
 #[derive(ApiResponse)]
@@ -95,6 +139,40 @@ impl From<closure::Model> for Closure {
             ends_at: c.ends_at,
             reason: c.reason,
         }
+    }
+}
+
+/// Validates a period for the schedule service.
+fn parse_period(p: &NewPeriod) -> Result<schedule::NewPeriod, Vec<FieldError>> {
+    Ok(schedule::NewPeriod {
+        starts_at: p.starts_at,
+        ends_at: p.ends_at,
+        reason: check_period(p)?,
+        on_conflict: match p.on_conflict {
+            OnConflictMode::Reject => OnConflict::Reject,
+            OnConflictMode::Cancel => OnConflict::Cancel,
+            OnConflictMode::Keep => OnConflict::Keep,
+        },
+    })
+}
+
+/// Maps a refused time off or closure to its problem.
+fn schedule_problem(err: ScheduleError, clinic_phone: &str) -> ApiError {
+    match err {
+        ScheduleError::PractitionerNotFound => ApiError::not_found("practitioner"),
+        ScheduleError::Conflicts(conflicts) => ApiError::conflicts_with_bookings(
+            conflicts
+                .into_iter()
+                .map(|c| ProblemConflict {
+                    booking_id: c.booking_id,
+                    reference: c.reference,
+                    start: c.start,
+                    practitioner_id: c.practitioner_id,
+                })
+                .collect(),
+        ),
+        ScheduleError::Booking(e) => booking_problem(e, clinic_phone),
+        ScheduleError::Database(e) => ApiError::from(e),
     }
 }
 
@@ -149,7 +227,8 @@ impl StaffScheduleApi {
         ))
     }
 
-    /// Books time off for a practitioner (admin, reception, or the practitioner).
+    /// Books time off for a practitioner (admin, reception, or the practitioner). Confirmed
+    /// bookings inside it are settled by `on_conflict`.
     #[oai(path = "/practitioners/:id/time-off", method = "post")]
     async fn add_time_off(
         &self,
@@ -161,35 +240,18 @@ impl StaffScheduleApi {
         if !auth.0.may_manage_practitioner(id) {
             return Err(ApiError::forbidden());
         }
-        catalogue_store::find_practitioner(&self.state.db, id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("practitioner"))?;
-        let reason = check_period(&body)?;
-        let txn = store::begin_write(&self.state.db).await?;
-        let row = schedule_store::insert_time_off(
-            &txn,
-            time_off::Model {
-                id: Uuid::new_v4(),
-                practitioner_id: id,
-                starts_at: body.starts_at,
-                ends_at: body.ends_at,
-                reason,
-                created_at: Utc::now(),
-            },
-        )
-        .await?;
-        store::audit::record(
-            &txn,
-            Some(auth.0.id),
-            "create",
-            "time_off",
-            Some(row.id),
-            serde_json::json!({ "practitioner_id": id, "starts_at": row.starts_at, "ends_at": row.ends_at }),
-        )
-        .await?;
-        txn.commit().await?;
+        let period = parse_period(&body)?;
+        let created = schedule::add_time_off(&self.state, auth.0.id, id, period)
+            .await
+            .map_err(|e| schedule_problem(e, &self.state.settings.clinic.phone))?;
         let location = format!("/api/v1/staff/practitioners/{id}/time-off");
-        Ok(TimeOffCreated::Created(Json(row.into()), location))
+        Ok(TimeOffCreated::Created(
+            Json(TimeOffCreatedBody {
+                time_off: created.row.into(),
+                cancelled: created.cancelled,
+            }),
+            location,
+        ))
     }
 
     /// Removes a time-off period (admin, reception, or the practitioner).
@@ -232,7 +294,9 @@ impl StaffScheduleApi {
         ))
     }
 
-    /// Closes the clinic for a period (admin, reception): nobody can be booked online then.
+    /// Closes the clinic for a period (admin, reception): nobody can be booked then, online
+    /// or (without the `closure` override) by staff. Confirmed bookings inside it are settled
+    /// by `on_conflict`.
     #[oai(path = "/closures", method = "post")]
     async fn add_closure(
         &self,
@@ -240,31 +304,18 @@ impl StaffScheduleApi {
         body: Json<NewPeriod>,
     ) -> ApiResult<ClosureCreated> {
         auth.0.require(&[Role::Admin, Role::Reception])?;
-        let reason = check_period(&body)?;
-        let txn = store::begin_write(&self.state.db).await?;
-        let row = schedule_store::insert_closure(
-            &txn,
-            closure::Model {
-                id: Uuid::new_v4(),
-                starts_at: body.starts_at,
-                ends_at: body.ends_at,
-                reason,
-                created_at: Utc::now(),
-            },
-        )
-        .await?;
-        store::audit::record(
-            &txn,
-            Some(auth.0.id),
-            "create",
-            "closure",
-            Some(row.id),
-            serde_json::json!({ "starts_at": row.starts_at, "ends_at": row.ends_at }),
-        )
-        .await?;
-        txn.commit().await?;
-        let location = format!("/api/v1/staff/closures/{}", row.id);
-        Ok(ClosureCreated::Created(Json(row.into()), location))
+        let period = parse_period(&body)?;
+        let created = schedule::add_closure(&self.state, auth.0.id, period)
+            .await
+            .map_err(|e| schedule_problem(e, &self.state.settings.clinic.phone))?;
+        let location = format!("/api/v1/staff/closures/{}", created.row.id);
+        Ok(ClosureCreated::Created(
+            Json(ClosureCreatedBody {
+                closure: created.row.into(),
+                cancelled: created.cancelled,
+            }),
+            location,
+        ))
     }
 
     /// Removes a closure (admin, reception).
