@@ -271,6 +271,12 @@ async fn every_staff_route_answers_each_role_as_designed() {
             format!("/api/v1/staff/patients/{patient}"),
             [200, 200, 404, 401],
         ),
+        with_body(
+            Method::PATCH,
+            format!("/api/v1/staff/patients/{patient}"),
+            |i| json!({ "phone": format!("07700 900{:03}", i % 1000) }),
+            [200, 200, 403, 401],
+        ),
         route(
             Method::GET,
             format!("/api/v1/staff/patients/{patient}/export"),

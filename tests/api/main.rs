@@ -13,6 +13,7 @@ mod email;
 mod enquiries;
 mod feeds;
 mod hygiene;
+mod patient_details;
 mod patients;
 mod rulebook;
 mod schedule;

@@ -9,12 +9,20 @@ use poem_openapi::{
     Object, OpenApi,
     param::{Path, Query},
     payload::Json,
+    types::MaybeUndefined,
 };
 use uuid::Uuid;
 
 use crate::{
-    booking::{self, Actor, BookingDetails},
-    domain::catalogue::Role,
+    booking::{
+        self, Actor, BookingDetails,
+        patients::{PatientUpdate, PatientUpdateError},
+    },
+    domain::{
+        FieldError,
+        catalogue::Role,
+        text::{EmailAddress, PersonName, PhoneNumber},
+    },
     http::{
         pagination::{Page, PageRequest},
         problem::{ApiError, ApiResult},
@@ -51,6 +59,55 @@ pub struct PatientItem {
     pub email: Option<String>,
     pub phone: Option<String>,
     pub created_at: String,
+}
+
+/// A change to a patient's stored details; omitted fields stay as they are, `null` clears
+/// email or phone.
+#[derive(Debug, Object)]
+pub struct PatientPatch {
+    pub name: MaybeUndefined<String>,
+    /// null removes the address.
+    pub email: MaybeUndefined<String>,
+    /// null removes the number.
+    pub phone: MaybeUndefined<String>,
+}
+
+/// Parses a patch into domain types, collecting every field error.
+fn parse_patch(patch: &PatientPatch) -> Result<PatientUpdate, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut update = PatientUpdate::default();
+    match &patch.name {
+        MaybeUndefined::Undefined => {}
+        MaybeUndefined::Null => errors.push(FieldError::new("name", "cannot be removed")),
+        MaybeUndefined::Value(v) => match PersonName::parse("name", v) {
+            Ok(name) => update.name = Some(name),
+            Err(e) => errors.push(e),
+        },
+    }
+    let blank = |v: &str| v.trim().is_empty();
+    match &patch.email {
+        MaybeUndefined::Undefined => {}
+        MaybeUndefined::Null => update.email = Some(None),
+        MaybeUndefined::Value(v) if blank(v) => update.email = Some(None),
+        MaybeUndefined::Value(v) => match EmailAddress::parse("email", v.trim()) {
+            Ok(email) => update.email = Some(Some(email)),
+            Err(e) => errors.push(e),
+        },
+    }
+    match &patch.phone {
+        MaybeUndefined::Undefined => {}
+        MaybeUndefined::Null => update.phone = Some(None),
+        MaybeUndefined::Value(v) if blank(v) => update.phone = Some(None),
+        MaybeUndefined::Value(v) => match PhoneNumber::parse("phone", v.trim()) {
+            Ok(phone) => update.phone = Some(Some(phone)),
+            Err(e) => errors.push(e),
+        },
+    }
+    if errors.is_empty() {
+        Ok(update)
+    } else {
+        Err(errors)
+    }
 }
 
 /// A consent the patient gave or refused.
@@ -410,6 +467,39 @@ impl StaffPatientsApi {
             bookings,
             consents,
         }))
+    }
+
+    /// Changes a patient's stored name, email or phone (admin, reception). Bookings never
+    /// change an existing patient's details; this does. Audited with the changed field
+    /// names only.
+    #[oai(path = "/patients/:id", method = "patch")]
+    async fn update(
+        &self,
+        auth: StaffAuth,
+        id: Path<String>,
+        body: Json<PatientPatch>,
+    ) -> ApiResult<Json<PatientItem>> {
+        auth.0.require(&[Role::Admin, Role::Reception])?;
+        let id = path_id(&id, "patient")?;
+        let change = parse_patch(&body.0)?;
+        let patient = booking::patients::update(&self.state, id, change, auth.0.id)
+            .await
+            .map_err(|e| match e {
+                PatientUpdateError::NotFound => ApiError::not_found("patient"),
+                PatientUpdateError::Erased => ApiError::rule(
+                    "patient_erased",
+                    "Patient erased",
+                    "This patient's personal data was erased; their details cannot be set again.",
+                ),
+                PatientUpdateError::EmailTaken => ApiError::conflict(
+                    "email_taken",
+                    "Email address in use",
+                    "Another patient record has this email address.",
+                ),
+                PatientUpdateError::Invalid(errors) => ApiError::validation(errors),
+                PatientUpdateError::Database(e) => ApiError::from(e),
+            })?;
+        Ok(Json(item(patient)))
     }
 
     /// Everything held about a patient as one JSON document, for a UK GDPR subject access
