@@ -19,7 +19,7 @@ pub mod domain;
 pub mod email;
 pub mod http;
 pub mod metrics;
-pub mod retention;
+pub mod privacy;
 pub mod schedule;
 pub mod seed;
 pub mod startup;

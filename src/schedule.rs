@@ -98,8 +98,15 @@ pub async fn add_time_off(
 ) -> Result<Created<time_off::Model>, ScheduleError> {
     let now = Utc::now();
     let txn = store::begin_write(&state.db).await?;
-    let created =
-        write_time_off(&txn, Context::of(state), staff_id, practitioner_id, &period, now).await?;
+    let created = write_time_off(
+        &txn,
+        Context::of(state),
+        staff_id,
+        practitioner_id,
+        &period,
+        now,
+    )
+    .await?;
     txn.commit().await?;
     Ok(created)
 }
@@ -177,8 +184,7 @@ pub async fn write_closure(
     now: DateTime<Utc>,
 ) -> Result<Created<closure::Model>, ScheduleError> {
     let inside =
-        store::appointments::confirmed_between(txn, None, period.starts_at, period.ends_at)
-            .await?;
+        store::appointments::confirmed_between(txn, None, period.starts_at, period.ends_at).await?;
     let cancelled = settle(txn, ctx, staff_id, &inside, period.on_conflict, now).await?;
     let row = store::schedule::insert_closure(
         txn,

@@ -109,7 +109,7 @@ async fn housekeeping(state: Arc<AppState>) {
         state.limits.forget_idle();
         // Hourly, and once right after start.
         if minutes.is_multiple_of(60)
-            && let Err(e) = crate::retention::purge(&state, chrono::Utc::now()).await
+            && let Err(e) = crate::privacy::retention::purge(&state, chrono::Utc::now()).await
         {
             tracing::warn!(error = %e, "retention purge failed; will retry");
         }

@@ -49,7 +49,9 @@ use crate::{
 
 pub use attendance::record_attendance;
 pub use cancel::{Cancellation, cancel, write_cancellation};
-pub use place::{book, book_by_staff, insert_with_fresh_reference, write_online, write_staff_booking};
+pub use place::{
+    book, book_by_staff, insert_with_fresh_reference, write_online, write_staff_booking,
+};
 pub use reschedule::{Move, reschedule, write_reschedule};
 
 /// A validated online booking request.
@@ -186,11 +188,7 @@ impl ManageToken {
 
 /// What the emails about a booking say; the manage link only when the token is at hand.
 /// (Every cancellation email links to `{public_url}/book` to book again.)
-fn email_view(
-    settings: &Settings,
-    d: &BookingDetails,
-    manage_token: Option<&str>,
-) -> BookingEmail {
+fn email_view(settings: &Settings, d: &BookingDetails, manage_token: Option<&str>) -> BookingEmail {
     let public_url = settings.server.public_url.trim_end_matches('/');
     BookingEmail {
         appointment_id: d.appointment.id,

@@ -137,7 +137,15 @@ async fn book_once(
 ) -> Result<Booked, BookingError> {
     let token = ManageToken::generate();
     let txn = store::begin_write(&state.db).await?;
-    let booked = write_online(&txn, Context::of(state), new, idempotency, token, Utc::now()).await?;
+    let booked = write_online(
+        &txn,
+        Context::of(state),
+        new,
+        idempotency,
+        token,
+        Utc::now(),
+    )
+    .await?;
     txn.commit().await.map_err(write_error)?;
     Ok(booked)
 }
@@ -239,9 +247,15 @@ pub async fn book_by_staff(
 ) -> Result<Booked, BookingError> {
     let token = ManageToken::generate();
     let txn = store::begin_write(&state.db).await?;
-    let booked =
-        write_staff_booking(&txn, Context::of(state), &request, staff_id, token, Utc::now())
-            .await?;
+    let booked = write_staff_booking(
+        &txn,
+        Context::of(state),
+        &request,
+        staff_id,
+        token,
+        Utc::now(),
+    )
+    .await?;
     txn.commit().await.map_err(write_error)?;
     Ok(booked)
 }

@@ -107,8 +107,7 @@ pub async fn write_reschedule(
     let requested = to.practitioner_id.unwrap_or(appt.practitioner_id);
     let (chosen, allowed) = match actor {
         Actor::Patient => {
-            let candidates =
-                placement::online_candidates(txn, service.id, Some(requested)).await?;
+            let candidates = placement::online_candidates(txn, service.id, Some(requested)).await?;
             placement::choose(
                 txn,
                 ctx,

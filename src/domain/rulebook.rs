@@ -146,13 +146,21 @@ pub fn decide(
     let earliest = query
         .now
         .checked_add_signed(Duration::minutes(i64::from(rules.min_notice_minutes)));
-    if refuses(&mut overridden, Rule::Notice, earliest.is_some_and(|e| start < e)) {
+    if refuses(
+        &mut overridden,
+        Rule::Notice,
+        earliest.is_some_and(|e| start < e),
+    ) {
         return outside(TooSoon);
     }
     let latest = query
         .now
         .checked_add_signed(Duration::days(i64::from(rules.max_advance_days)));
-    if refuses(&mut overridden, Rule::Horizon, latest.is_some_and(|l| start > l)) {
+    if refuses(
+        &mut overridden,
+        Rule::Horizon,
+        latest.is_some_and(|l| start > l),
+    ) {
         return outside(TooFarAhead);
     }
     match working_hours(query, schedule, start, overrides.contains(Rule::Grid)) {

@@ -91,7 +91,10 @@ pub async fn confirmed_between(
     until: DateTime<Utc>,
 ) -> Result<Vec<appointment::Model>, DbErr> {
     let mut query = appointment::Entity::find()
-        .filter(appointment::Column::Status.eq(crate::domain::booking::BookingStatus::Confirmed.as_str()))
+        .filter(
+            appointment::Column::Status
+                .eq(crate::domain::booking::BookingStatus::Confirmed.as_str()),
+        )
         .filter(appointment::Column::StartsAt.lt(until))
         .filter(appointment::Column::EndsAt.gt(from));
     if let Some(id) = practitioner_id {

@@ -151,18 +151,6 @@ pub async fn complete_idempotent(
     Ok(())
 }
 
-/// Forgets expired idempotency keys (they hold copies of responses).
-pub async fn purge_idempotency(
-    conn: &impl ConnectionTrait,
-    now: DateTime<Utc>,
-) -> Result<u64, DbErr> {
-    Ok(idempotency_key::Entity::delete_many()
-        .filter(idempotency_key::Column::ExpiresAt.lte(now))
-        .exec(conn)
-        .await?
-        .rows_affected)
-}
-
 /// Filters of the staff booking list.
 #[derive(Debug, Default)]
 pub struct BookingFilter {

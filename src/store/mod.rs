@@ -10,6 +10,7 @@ pub mod catalogue;
 pub mod enquiries;
 pub mod feeds;
 pub mod patients;
+pub mod privacy;
 pub mod schedule;
 pub mod staff;
 

@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::{
-    appointment, appointment_event, consent, enquiry, enquiry_note, idempotency_key,
-    outbox_message, patient, practitioner, service,
+    appointment, appointment_event, consent, enquiry, enquiry_note, outbox_message, patient,
+    practitioner, service,
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
@@ -15,10 +15,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::{
-    domain::booking::BookingStatus,
-    email::outbox,
-};
+use crate::domain::booking::BookingStatus;
 
 /// Finds the patient with this email or creates one from `name` and `phone`. An existing
 /// record is returned as stored: a booking never changes a patient's details.
@@ -357,7 +354,7 @@ pub async fn enquiries_from(
 
 /// Outgoing email about a patient: to or replying to their address, or about their
 /// appointments (including the notices to staff).
-fn emails_about(email: Option<&str>, appointment_ids: &[Uuid]) -> Condition {
+pub(crate) fn emails_about(email: Option<&str>, appointment_ids: &[Uuid]) -> Condition {
     let mut any = Condition::any()
         .add(outbox_message::Column::AppointmentId.is_in(appointment_ids.iter().copied()));
     if let Some(email) = email {
@@ -404,172 +401,4 @@ pub async fn upcoming_confirmed(
         .order_by_asc(appointment::Column::StartsAt)
         .all(conn)
         .await
-}
-
-/// The name an erased patient is shown with.
-pub const ERASED_NAME: &str = "Erased patient";
-/// What replaces erased free text (enquiry messages, staff notes, email bodies).
-pub const ERASED_TEXT: &str = "[erased]";
-
-/// What an erasure changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Erasure {
-    /// Appointments kept, with their notes blanked and manage links disabled.
-    pub appointments: u64,
-    /// Enquiries from the patient's address that were anonymised.
-    pub enquiries: u64,
-    /// Copies of emails already sent (or given up on) that were scrubbed.
-    pub emails: u64,
-}
-
-/// Anonymises a patient inside the caller's transaction: name, email and phone go; the
-/// appointments stay (their notes blanked, their manage links disabled); enquiries from the
-/// same address lose name, address, phone, message, staff notes and IP hash; copies of
-/// emails already sent, dead or void lose recipient name, bodies and invitation (pending ones
-/// are left to go out: they are the cancellations the erasure itself caused); stored replies
-/// to idempotent booking requests are deleted. Consents stay, as the record of what the
-/// patient agreed to. Future bookings must have been cancelled before.
-pub async fn erase(
-    conn: &impl ConnectionTrait,
-    patient: patient::Model,
-    now: DateTime<Utc>,
-) -> Result<(patient::Model, Erasure), DbErr> {
-    let email = patient.email.clone();
-    let appointment_ids: Vec<Uuid> = appointment::Entity::find()
-        .select_only()
-        .column(appointment::Column::Id)
-        .filter(appointment::Column::PatientId.eq(patient.id))
-        .into_tuple()
-        .all(conn)
-        .await?;
-    // Notes and cancellation reasons can hold health details in the patient's own words.
-    let appointments = appointment::Entity::update_many()
-        .col_expr(appointment::Column::Notes, Expr::value(""))
-        .col_expr(
-            appointment::Column::CancelReason,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            appointment::Column::ManageTokenHash,
-            Expr::value(Option::<String>::None),
-        )
-        .filter(appointment::Column::PatientId.eq(patient.id))
-        .exec(conn)
-        .await?
-        .rows_affected;
-    if !appointment_ids.is_empty() {
-        entity::appointment_event::Entity::update_many()
-            .col_expr(
-                entity::appointment_event::Column::Detail,
-                Expr::value(r#"{"erased":true}"#),
-            )
-            .filter(entity::appointment_event::Column::AppointmentId.is_in(appointment_ids.clone()))
-            .filter(entity::appointment_event::Column::Kind.eq("cancelled"))
-            .exec(conn)
-            .await?;
-    }
-    if !appointment_ids.is_empty() {
-        let mut replies = Condition::any();
-        for id in &appointment_ids {
-            replies = replies.add(idempotency_key::Column::ResponseBody.like(format!("%{id}%")));
-        }
-        idempotency_key::Entity::delete_many()
-            .filter(replies)
-            .exec(conn)
-            .await?;
-    }
-
-    let email_ids: Vec<Uuid> = outbox_message::Entity::find()
-        .select_only()
-        .column(outbox_message::Column::Id)
-        .filter(emails_about(email.as_deref(), &appointment_ids))
-        .filter(outbox_message::Column::Status.ne(outbox::PENDING))
-        .into_tuple()
-        .all(conn)
-        .await?;
-    if let Some(address) = &email {
-        outbox_message::Entity::update_many()
-            .col_expr(
-                outbox_message::Column::ToAddress,
-                Expr::value(format!("erased+{}@invalid", patient.id)),
-            )
-            .filter(outbox_message::Column::Id.is_in(email_ids.iter().copied()))
-            .filter(
-                Expr::expr(Func::lower(Expr::col(outbox_message::Column::ToAddress)))
-                    .eq(address.to_lowercase()),
-            )
-            .exec(conn)
-            .await?;
-    }
-    // A dead copy must not be retried once its content is gone.
-    outbox_message::Entity::update_many()
-        .col_expr(outbox_message::Column::Status, Expr::value(outbox::VOID))
-        .filter(outbox_message::Column::Id.is_in(email_ids.iter().copied()))
-        .filter(outbox_message::Column::Status.eq(outbox::DEAD))
-        .exec(conn)
-        .await?;
-    let emails = outbox_message::Entity::update_many()
-        .col_expr(outbox_message::Column::ToName, Expr::value(""))
-        .col_expr(
-            outbox_message::Column::ReplyTo,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(outbox_message::Column::Subject, Expr::value(ERASED_TEXT))
-        .col_expr(outbox_message::Column::TextBody, Expr::value(ERASED_TEXT))
-        .col_expr(outbox_message::Column::HtmlBody, Expr::value(ERASED_TEXT))
-        .col_expr(
-            outbox_message::Column::Ics,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            outbox_message::Column::LastError,
-            Expr::value(Option::<String>::None),
-        )
-        .filter(outbox_message::Column::Id.is_in(email_ids.iter().copied()))
-        .exec(conn)
-        .await?
-        .rows_affected;
-
-    let mut enquiries = 0;
-    if let Some(address) = &email {
-        let rows = enquiry::Entity::find()
-            .filter(
-                Expr::expr(Func::lower(Expr::col(enquiry::Column::Email)))
-                    .eq(address.to_lowercase()),
-            )
-            .all(conn)
-            .await?;
-        enquiry_note::Entity::update_many()
-            .col_expr(enquiry_note::Column::Text, Expr::value(ERASED_TEXT))
-            .filter(enquiry_note::Column::EnquiryId.is_in(rows.iter().map(|e| e.id)))
-            .exec(conn)
-            .await?;
-        for row in rows {
-            let id = row.id;
-            let mut row = row.into_active_model();
-            row.name = Set("Erased".to_string());
-            row.email = Set(format!("erased+{id}@invalid"));
-            row.phone = Set(None);
-            row.message = Set(ERASED_TEXT.to_string());
-            row.ip_hash = Set(String::new());
-            row.update(conn).await?;
-            enquiries += 1;
-        }
-    }
-
-    let mut row = patient.into_active_model();
-    row.name = Set(ERASED_NAME.to_string());
-    row.email = Set(None);
-    row.phone = Set(None);
-    row.erased_at = Set(Some(now));
-    row.updated_at = Set(now);
-    let patient = row.update(conn).await?;
-    Ok((
-        patient,
-        Erasure {
-            appointments,
-            enquiries,
-            emails,
-        },
-    ))
 }

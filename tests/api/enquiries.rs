@@ -2,7 +2,7 @@
 
 use chrono::{Duration, Utc};
 use entity::{enquiry, outbox_message};
-use frontdesk::{email::worker, retention};
+use frontdesk::{email::worker, privacy::retention};
 use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
 use serde_json::{Value, json};
 

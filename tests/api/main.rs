@@ -11,6 +11,7 @@ mod catalogue;
 mod configuration;
 mod email;
 mod enquiries;
+mod erasure;
 mod feeds;
 mod hygiene;
 mod patient_details;

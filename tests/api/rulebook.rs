@@ -152,7 +152,12 @@ async fn a_staff_booking_in_time_off_needs_the_time_off_override() {
         .post_as(
             &admin,
             "/api/v1/staff/bookings",
-            staff_booking(&service, &practitioner, &at(6, "12:00"), json!(["weekends"])),
+            staff_booking(
+                &service,
+                &practitioner,
+                &at(6, "12:00"),
+                json!(["weekends"]),
+            ),
         )
         .await;
     assert!(
@@ -161,10 +166,7 @@ async fn a_staff_booking_in_time_off_needs_the_time_off_override() {
         bad.status,
         bad.body
     );
-    assert_eq!(
-        bad.header("content-type"),
-        Some("application/problem+json")
-    );
+    assert_eq!(bad.header("content-type"), Some("application/problem+json"));
 }
 
 #[tokio::test]

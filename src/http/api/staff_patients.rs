@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::{
     booking::{
-        self, Actor, BookingDetails,
+        self, BookingDetails,
         patients::{PatientUpdate, PatientUpdateError},
     },
     domain::{
@@ -28,6 +28,7 @@ use crate::{
         problem::{ApiError, ApiResult},
         security::{Staff, StaffAuth},
     },
+    privacy::{self, erasure::ErasureError, export::Held},
     state::AppState,
     store::{self, patients::Scope},
 };
@@ -38,12 +39,6 @@ use super::{
     enquiries::EnquiryNote,
     path_id,
 };
-
-/// The reason given on bookings cancelled by an erasure (shown in the cancellation email).
-const ERASURE_CANCEL_REASON: &str = "Your personal data was erased from our records.";
-
-/// How often erasure re-cancels when a new booking arrives while it runs.
-const ERASURE_ROUNDS: usize = 3;
 
 pub struct StaffPatientsApi {
     pub state: Arc<AppState>,
@@ -204,6 +199,30 @@ pub struct ExportedEmail {
     pub created_at: String,
     pub sent_at: Option<String>,
     pub appointment_id: Option<Uuid>,
+    /// The plain-text body as sent (or to be sent).
+    pub text_body: String,
+}
+
+/// An audit-log entry about the patient or their bookings.
+#[derive(Debug, Object)]
+pub struct ExportedAuditEntry {
+    pub at: String,
+    pub actor_id: Option<Uuid>,
+    pub action: String,
+    /// patient or booking.
+    pub entity: String,
+    pub entity_id: Option<String>,
+    /// Codes, ids and times only.
+    pub detail: serde_json::Value,
+}
+
+/// A stored reply to one of the patient's idempotent booking requests (kept 24 hours).
+#[derive(Debug, Object)]
+pub struct ExportedStoredResponse {
+    pub created_at: String,
+    pub expires_at: String,
+    pub status: i32,
+    pub body: serde_json::Value,
 }
 
 /// Everything held about a patient (UK GDPR subject access).
@@ -219,6 +238,10 @@ pub struct PatientExport {
     pub enquiries: Vec<ExportedEnquiry>,
     /// Emails to the patient or about their bookings, oldest first.
     pub emails: Vec<ExportedEmail>,
+    /// Audit-log entries about the patient or their bookings, oldest first.
+    pub audit: Vec<ExportedAuditEntry>,
+    /// Stored replies to their idempotent booking requests.
+    pub stored_responses: Vec<ExportedStoredResponse>,
 }
 
 /// The outcome of an erasure.
@@ -311,13 +334,21 @@ impl StaffPatientsApi {
             .collect()
     }
 
-    async fn export_document(&self, patient: patient::Model) -> ApiResult<PatientExport> {
-        let db = &self.state.db;
-        let appointments = store::patients::appointments(db, patient.id, Scope::All).await?;
-        let ids: Vec<Uuid> = appointments.iter().map(|a| a.id).collect();
+    /// The export document for what `privacy::export` gathered.
+    async fn export_document(&self, held: Held) -> ApiResult<PatientExport> {
+        let Held {
+            patient,
+            consents,
+            appointments,
+            events: history,
+            enquiries,
+            emails,
+            audit,
+            idempotent_replies,
+        } = held;
         let bookings = self.bookings(&patient, &appointments).await?;
         let mut events: HashMap<Uuid, Vec<ExportedEvent>> = HashMap::new();
-        for e in store::patients::events_of(db, &ids).await? {
+        for e in history {
             events
                 .entry(e.appointment_id)
                 .or_default()
@@ -340,37 +371,32 @@ impl StaffPatientsApi {
                 updated_at: utc(a.updated_at),
             })
             .collect();
-        let enquiries = match &patient.email {
-            Some(email) => store::patients::enquiries_from(db, email)
-                .await?
-                .into_iter()
-                .map(|(e, notes)| ExportedEnquiry {
-                    id: e.id,
-                    reference: e.reference,
-                    status: e.status,
-                    name: e.name,
-                    email: e.email,
-                    phone: e.phone,
-                    topic: e.topic,
-                    service_id: e.service_id,
-                    message: e.message,
-                    preferred_contact: e.preferred_contact,
-                    marketing_consent: e.marketing_consent,
-                    received_at: utc(e.received_at),
-                    notes: notes
-                        .into_iter()
-                        .map(|n| EnquiryNote {
-                            author: n.author_name,
-                            at: utc(n.at),
-                            text: n.text,
-                        })
-                        .collect(),
-                })
-                .collect(),
-            None => Vec::new(),
-        };
-        let emails = store::patients::emails(db, patient.email.as_deref(), &ids)
-            .await?
+        let enquiries = enquiries
+            .into_iter()
+            .map(|(e, notes)| ExportedEnquiry {
+                id: e.id,
+                reference: e.reference,
+                status: e.status,
+                name: e.name,
+                email: e.email,
+                phone: e.phone,
+                topic: e.topic,
+                service_id: e.service_id,
+                message: e.message,
+                preferred_contact: e.preferred_contact,
+                marketing_consent: e.marketing_consent,
+                received_at: utc(e.received_at),
+                notes: notes
+                    .into_iter()
+                    .map(|n| EnquiryNote {
+                        author: n.author_name,
+                        at: utc(n.at),
+                        text: n.text,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let emails = emails
             .into_iter()
             .map(|m| ExportedEmail {
                 id: m.id,
@@ -381,12 +407,28 @@ impl StaffPatientsApi {
                 created_at: utc(m.created_at),
                 sent_at: m.sent_at.map(utc),
                 appointment_id: m.appointment_id,
+                text_body: m.text_body,
             })
             .collect();
-        let consents = store::patients::consents(db, patient.id)
-            .await?
+        let audit = audit
             .into_iter()
-            .map(consent_object)
+            .map(|a| ExportedAuditEntry {
+                at: utc(a.at),
+                actor_id: a.actor_id,
+                action: a.action,
+                entity: a.entity,
+                entity_id: a.entity_id,
+                detail: serde_json::from_str(&a.detail).unwrap_or(serde_json::Value::Null),
+            })
+            .collect();
+        let stored_responses = idempotent_replies
+            .into_iter()
+            .map(|r| ExportedStoredResponse {
+                created_at: utc(r.created_at),
+                expires_at: utc(r.expires_at),
+                status: r.status_code,
+                body: serde_json::from_str(&r.response_body).unwrap_or(serde_json::Value::Null),
+            })
             .collect();
         Ok(PatientExport {
             exported_at: utc(Utc::now()),
@@ -399,10 +441,12 @@ impl StaffPatientsApi {
                 updated_at: utc(patient.updated_at),
                 erased_at: patient.erased_at.map(utc),
             },
-            consents,
+            consents: consents.into_iter().map(consent_object).collect(),
             appointments,
             enquiries,
             emails,
+            audit,
+            stored_responses,
         })
     }
 }
@@ -509,25 +553,10 @@ impl StaffPatientsApi {
     async fn export(&self, auth: StaffAuth, id: Path<String>) -> ApiResult<Json<PatientExport>> {
         auth.0.require(&[Role::Admin])?;
         let id = path_id(&id, "patient")?;
-        let patient = store::patients::find(&self.state.db, id)
+        let held = privacy::export::export(&self.state, id, auth.0.id)
             .await?
             .ok_or_else(|| ApiError::not_found("patient"))?;
-        let document = self.export_document(patient).await?;
-        let txn = store::begin_write(&self.state.db).await?;
-        store::audit::record(
-            &txn,
-            Some(auth.0.id),
-            "export",
-            "patient",
-            Some(id),
-            serde_json::json!({
-                "appointments": document.appointments.len(),
-                "enquiries": document.enquiries.len(),
-            }),
-        )
-        .await?;
-        txn.commit().await?;
-        Ok(Json(document))
+        Ok(Json(self.export_document(held).await?))
     }
 
     /// Erases a patient's personal data (admin). Their future confirmed bookings are first
@@ -539,90 +568,28 @@ impl StaffPatientsApi {
     async fn erase(&self, auth: StaffAuth, id: Path<String>) -> ApiResult<Json<PatientErased>> {
         auth.0.require(&[Role::Admin])?;
         let id = path_id(&id, "patient")?;
-        let state = &self.state;
-        let mut cancelled = Vec::new();
-        for _ in 0..ERASURE_ROUNDS {
-            let patient = store::patients::find(&state.db, id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("patient"))?;
-            if let Some(erased_at) = patient.erased_at {
-                return Ok(Json(PatientErased {
-                    patient: item(patient),
-                    erased_at: utc(erased_at),
-                    already_erased: cancelled.is_empty(),
-                    cancelled_bookings: cancelled,
-                    appointments_kept: 0,
-                    enquiries_anonymised: 0,
-                    emails_scrubbed: 0,
-                }));
-            }
-            let now = Utc::now();
-            // Each cancellation is its own transaction with its emails, as when staff cancel.
-            for appt in store::patients::upcoming_confirmed(&state.db, id, now).await? {
-                let d = booking::cancel(
-                    state,
-                    appt.id,
-                    Actor::Staff(auth.0.id),
-                    booking::Cancellation {
-                        reason: Some(ERASURE_CANCEL_REASON.to_string()),
-                        code: Some("erasure".to_string()),
-                        told: None,
-                    },
-                    None,
-                )
-                .await
-                .map_err(|e| booking_problem(e, &state.settings.clinic.phone))?;
-                cancelled.push(d.appointment.reference);
-            }
-            let txn = store::begin_write(&state.db).await?;
-            // Locked first: a booking for this patient either committed before (and is seen
-            // below) or waits and then no longer finds the erased address.
-            let Some(patient) = store::patients::find_for_update(&txn, id).await? else {
-                return Err(ApiError::not_found("patient"));
-            };
-            if patient.erased_at.is_some() {
-                txn.commit().await?;
-                continue;
-            }
-            if !store::patients::upcoming_confirmed(&txn, id, now)
-                .await?
-                .is_empty()
-            {
-                // A booking arrived meanwhile: cancel it too, then try again.
-                txn.rollback().await?;
-                continue;
-            }
-            let (patient, erased) = store::patients::erase(&txn, patient, now).await?;
-            store::audit::record(
-                &txn,
-                Some(auth.0.id),
-                "erase",
-                "patient",
-                Some(id),
-                serde_json::json!({
-                    "cancelled_bookings": cancelled.len(),
-                    "appointments_kept": erased.appointments,
-                    "enquiries_anonymised": erased.enquiries,
-                    "emails_scrubbed": erased.emails,
-                }),
-            )
-            .await?;
-            txn.commit().await?;
-            return Ok(Json(PatientErased {
-                patient: item(patient),
-                erased_at: utc(now),
-                already_erased: false,
-                cancelled_bookings: cancelled,
-                appointments_kept: erased.appointments,
-                enquiries_anonymised: erased.enquiries,
-                emails_scrubbed: erased.emails,
-            }));
-        }
-        Err(ApiError::conflict(
-            "erasure_interrupted",
-            "Erasure interrupted",
-            "New bookings kept arriving for this patient while erasing. Their future bookings \
-             are cancelled but their personal data is not erased yet; please try again.",
-        ))
+        let erased = privacy::erasure::erase(&self.state, id, auth.0.id)
+            .await
+            .map_err(|e| match e {
+                ErasureError::NotFound => ApiError::not_found("patient"),
+                ErasureError::Interrupted => ApiError::conflict(
+                    "erasure_interrupted",
+                    "Erasure interrupted",
+                    "New bookings kept arriving for this patient while erasing. Their future \
+                     bookings are cancelled but their personal data is not erased yet; please \
+                     try again.",
+                ),
+                ErasureError::Booking(e) => booking_problem(e, &self.state.settings.clinic.phone),
+                ErasureError::Database(e) => ApiError::from(e),
+            })?;
+        Ok(Json(PatientErased {
+            patient: item(erased.patient),
+            erased_at: utc(erased.erased_at),
+            already_erased: erased.already_erased,
+            cancelled_bookings: erased.cancelled,
+            appointments_kept: erased.changed.appointments,
+            enquiries_anonymised: erased.changed.enquiries,
+            emails_scrubbed: erased.changed.emails,
+        }))
     }
 }
