@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod email;
+pub mod enquiry;
 pub mod http;
 pub mod metrics;
 pub mod privacy;

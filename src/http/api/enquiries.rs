@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use entity::enquiry;
 use poem::web::RemoteAddr;
 use poem_openapi::{
@@ -17,13 +17,11 @@ use uuid::Uuid;
 
 use crate::{
     domain::{
-        FieldError,
-        booking::new_reference,
         catalogue::Role,
         enquiry::{EnquiryForm, EnquiryStatus, NewEnquiry, PreferredContact, Topic},
         text,
     },
-    email::{self, EmailKind, Recipient},
+    enquiry::{self as intake, IntakeError},
     http::{
         pagination::{Page, PageRequest},
         problem::{ApiError, ApiResult},
@@ -35,9 +33,6 @@ use crate::{
 };
 
 use super::{ApiTags, auth::client_ip, path_id};
-
-/// A double submit of the same message from the same address within this window is stored once.
-const DUPLICATE_WINDOW_MINUTES: i64 = 10;
 
 pub struct EnquiriesApi {
     pub state: Arc<AppState>,
@@ -178,7 +173,7 @@ impl EnquiriesApi {
         let ip = client_ip(remote);
         state.limits.check(Limit::Enquiries, ip)?;
         let form = body.0;
-        let mut new = NewEnquiry::parse(EnquiryForm {
+        let new = NewEnquiry::parse(EnquiryForm {
             name: &form.name,
             email: &form.email,
             phone: form.phone.as_deref(),
@@ -188,96 +183,20 @@ impl EnquiriesApi {
             privacy_consent: form.consent.privacy,
             marketing_consent: form.consent.marketing,
         });
-        if let Some(service_id) = form.service_id
-            && store::catalogue::find_service(&state.db, service_id)
-                .await?
-                .is_none()
-        {
-            let error = FieldError::new("service_id", "no such service");
-            match &mut new {
-                Ok(_) => new = Err(vec![error]),
-                Err(errors) => errors.push(error),
-            }
-        }
-        let new = new?;
-        let is_spam = !form.website.trim().is_empty();
-        let now = Utc::now();
-        let txn = store::begin_write(&state.db).await?;
-        if let Some(earlier) = store::enquiries::find_duplicate(
-            &txn,
-            new.email.as_str(),
-            &new.message,
-            now - Duration::minutes(DUPLICATE_WINDOW_MINUTES),
-        )
-        .await?
-        {
-            txn.commit().await?;
-            return Ok(EnquiryAcceptedResponse::Accepted(Json(EnquiryAccepted {
-                reference: earlier.reference,
-            })));
-        }
-        let status = if is_spam {
-            EnquiryStatus::Spam
-        } else {
-            EnquiryStatus::New
+        let submission = intake::Submission {
+            enquiry: new?,
+            service_id: form.service_id,
+            is_spam: !form.website.trim().is_empty(),
+            ip_hash: hash_ip(ip),
         };
-        let row = store::enquiries::insert(
-            &txn,
-            enquiry::Model {
-                id: Uuid::new_v4(),
-                reference: format!("E{}", new_reference()),
-                status: status.as_str().to_string(),
-                name: new.name.as_str().to_string(),
-                email: new.email.as_str().to_string(),
-                phone: new.phone.as_ref().map(|p| p.as_str().to_string()),
-                topic: new.topic.as_str().to_string(),
-                service_id: form.service_id,
-                message: new.message.clone(),
-                preferred_contact: new.preferred_contact.as_str().to_string(),
-                marketing_consent: new.marketing_consent,
-                ip_hash: hash_ip(ip),
-                assignee_id: None,
-                received_at: now,
-                updated_at: now,
-            },
-        )
-        .await?;
-        if !is_spam {
-            let enquirer = Recipient::new(row.email.clone(), row.name.clone());
-            let vars: Vec<(&str, &str)> = vec![
-                ("reference", &row.reference),
-                ("name", &row.name),
-                ("email", &row.email),
-                ("phone", row.phone.as_deref().unwrap_or("")),
-                ("topic", &row.topic),
-                ("message", &row.message),
-                ("preferred_contact", &row.preferred_contact),
-                ("response_time", &state.settings.enquiries.response_time),
-            ];
-            email::enqueue(
-                &txn,
-                &state.settings,
-                EmailKind::EnquiryReceived,
-                &Recipient::staff_inbox(&state.settings),
-                Some(&enquirer),
-                &vars,
-            )
-            .await?;
-            email::enqueue(
-                &txn,
-                &state.settings,
-                EmailKind::EnquiryAck,
-                &enquirer,
-                None,
-                &vars,
-            )
-            .await?;
-        } else {
-            tracing::info!(domain = %new.email.domain(), "enquiry caught by the honeypot");
-        }
-        txn.commit().await?;
+        let reference = intake::receive(state, submission)
+            .await
+            .map_err(|e| match e {
+                IntakeError::Invalid(errors) => ApiError::validation(errors),
+                IntakeError::Database(e) => ApiError::from(e),
+            })?;
         Ok(EnquiryAcceptedResponse::Accepted(Json(EnquiryAccepted {
-            reference: row.reference,
+            reference,
         })))
     }
 
