@@ -132,14 +132,6 @@ pub async fn write_intake(
         &vars,
     )
     .await?;
-    email::enqueue(
-        txn,
-        settings,
-        EmailKind::EnquiryAck,
-        &enquirer,
-        None,
-        &vars,
-    )
-    .await?;
+    email::enqueue(txn, settings, EmailKind::EnquiryAck, &enquirer, None, &vars).await?;
     Ok(row.reference)
 }

@@ -14,6 +14,7 @@ mod enquiries;
 mod erasure;
 mod feeds;
 mod hygiene;
+mod integrity;
 mod patient_details;
 mod patients;
 mod rulebook;
