@@ -20,6 +20,7 @@ pub mod email;
 pub mod http;
 pub mod metrics;
 pub mod retention;
+pub mod secrets;
 pub mod seed;
 pub mod startup;
 pub mod state;

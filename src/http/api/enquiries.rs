@@ -5,14 +5,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use entity::enquiry;
-use poem::web::RemoteAddr;
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
     param::{Path, Query},
     payload::Json,
     types::MaybeUndefined,
 };
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::{
@@ -34,7 +32,8 @@ use crate::{
     store::{self, enquiries::InboxFilter},
 };
 
-use super::{ApiTags, auth::client_ip, path_id};
+use super::{ApiTags, path_id};
+use crate::http::client::ClientAddr;
 
 /// A double submit of the same message from the same address within this window is stored once.
 const DUPLICATE_WINDOW_MINUTES: i64 = 10;
@@ -148,12 +147,6 @@ fn enquiry_object(e: enquiry::Model, notes: Vec<entity::enquiry_note::Model>) ->
     }
 }
 
-/// A one-way hash of the client address: enough to spot a flood, not to identify anyone.
-fn hash_ip(ip: Option<std::net::IpAddr>) -> String {
-    let ip = ip.map(|ip| ip.to_string()).unwrap_or_default();
-    hex::encode(Sha256::digest(format!("frontdesk-enquiry:{ip}").as_bytes()))
-}
-
 impl EnquiriesApi {
     async fn load(&self, id: Uuid) -> ApiResult<Enquiry> {
         let e = store::enquiries::find(&self.state.db, id)
@@ -172,10 +165,10 @@ impl EnquiriesApi {
     async fn submit(
         &self,
         body: Json<EnquiryRequest>,
-        remote: &RemoteAddr,
+        client: ClientAddr,
     ) -> ApiResult<EnquiryAcceptedResponse> {
         let state = &self.state;
-        let ip = client_ip(remote);
+        let ip = client.0;
         state.limits.check(Limit::Enquiries, ip)?;
         let form = body.0;
         let mut new = NewEnquiry::parse(EnquiryForm {
@@ -235,7 +228,7 @@ impl EnquiriesApi {
                 message: new.message.clone(),
                 preferred_contact: new.preferred_contact.as_str().to_string(),
                 marketing_consent: new.marketing_consent,
-                ip_hash: hash_ip(ip),
+                ip_hash: state.ip_hasher.hash(ip),
                 assignee_id: None,
                 received_at: now,
                 updated_at: now,

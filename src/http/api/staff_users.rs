@@ -268,8 +268,6 @@ impl StaffUsersApi {
         }
         if let Some(hash) = new_hash {
             user.password_hash = hash;
-            user.failed_logins = 0;
-            user.locked_until = None;
             revoke = true;
         }
         let now = Utc::now();
