@@ -22,6 +22,7 @@ pub async fn request_context<E: Endpoint>(
     next: E,
     mut req: Request,
     state: Arc<AppState>,
+    docs_csp: Arc<str>,
 ) -> Result<Response> {
     let body_limit = state.settings.server.body_limit_kb * 1024;
     let client = req
@@ -86,7 +87,7 @@ pub async fn request_context<E: Endpoint>(
             response.headers_mut().insert(REQUEST_ID, value);
         }
         origin.decorate(&mut response);
-        headers::secure(&path, &state.settings.server, &mut response);
+        headers::secure(&path, &state.settings.server, &docs_csp, &mut response);
         Ok(response)
     }
     .instrument(span)
@@ -119,9 +120,16 @@ async fn limit_body(mut req: Request, max: usize) -> Result<Request> {
     Ok(req)
 }
 
-/// The request path for logs, with secret tokens (manage links, calendar feeds) cut off.
+/// The request path for logs, with secret tokens (manage links and pages, waitlist entries
+/// and offers, calendar feeds) cut off.
 fn loggable_path(path: &str) -> &str {
-    for secret in ["/api/v1/manage/", "/api/v1/feeds/"] {
+    for secret in [
+        "/api/v1/manage/",
+        "/api/v1/feeds/",
+        "/api/v1/waitlist/",
+        "/manage/",
+        "/waitlist/",
+    ] {
         if path.starts_with(secret) {
             return secret;
         }

@@ -35,6 +35,7 @@ pub fn openapi(state: &Arc<AppState>) -> OpenApiService<api::Apis, ()> {
 pub fn app(state: Arc<AppState>) -> impl Endpoint {
     let service = openapi(&state);
     let docs = service.swagger_ui();
+    let docs_csp: Arc<str> = headers::docs_csp(&service.swagger_ui_html()).into();
     let spec = service.spec();
     let route = Route::new()
         .nest("/", service)
@@ -47,7 +48,9 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
         .with(poem::middleware::CatchPanic::new().with_handler(|_| {
             problem::ApiError::internal("a request handler panicked").into_response()
         }))
-        .around(move |next, req| middleware::request_context(next, req, state.clone()))
+        .around(move |next, req| {
+            middleware::request_context(next, req, state.clone(), docs_csp.clone())
+        })
 }
 
 #[handler]
