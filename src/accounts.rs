@@ -105,8 +105,6 @@ pub async fn create(
         practitioner_id: new.practitioner_id,
         password_hash: password.hash,
         active: true,
-        failed_logins: 0,
-        locked_until: None,
         created_at: now,
         updated_at: now,
     };

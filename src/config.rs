@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use chrono_tz::Tz;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// A configuration problem, naming the key it is about.
@@ -45,6 +45,8 @@ pub struct Settings {
     #[serde(default)]
     pub bootstrap: BootstrapSettings,
     pub log: LogSettings,
+    #[serde(default)]
+    pub privacy: PrivacySettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -55,6 +57,9 @@ pub struct ServerSettings {
     pub body_limit_kb: usize,
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers are believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,6 +95,13 @@ pub struct AvailabilitySettings {
     /// successful write on the instance clears it. 0 turns it off.
     #[serde(default = "default_answer_cache_ms")]
     pub answer_cache_ms: u64,
+    /// Bound of the answer cache in bytes of kept answers (KiB).
+    #[serde(default = "default_answer_cache_max_kb")]
+    pub answer_cache_max_kb: usize,
+}
+
+fn default_answer_cache_max_kb() -> usize {
+    16384
 }
 
 fn default_answer_cache_ms() -> u64 {
@@ -100,6 +112,7 @@ impl Default for AvailabilitySettings {
     fn default() -> Self {
         Self {
             answer_cache_ms: default_answer_cache_ms(),
+            answer_cache_max_kb: default_answer_cache_max_kb(),
         }
     }
 }
@@ -137,12 +150,40 @@ pub struct RateLimitSettings {
     pub bookings_per_minute: u32,
     pub enquiries_per_minute: u32,
     pub login_per_minute: u32,
+    /// IPv6 clients share one bucket per prefix of this many bits.
+    #[serde(default = "default_ipv6_prefix")]
+    pub ipv6_prefix: u8,
+}
+
+fn default_ipv6_prefix() -> u8 {
+    64
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct AuthSettings {
     pub session_hours: u32,
+    /// Failed logins for one address within 15 minutes before that address is throttled.
     pub lockout_threshold: u32,
+    /// Password hashes/verifications running at once; when unset, 2 × CPU cores.
+    #[serde(default)]
+    pub max_concurrent_hashes: Option<usize>,
+}
+
+impl AuthSettings {
+    pub fn max_concurrent_hashes(&self) -> usize {
+        self.max_concurrent_hashes.unwrap_or_else(|| {
+            2 * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
+}
+
+/// How personal data is protected at rest.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PrivacySettings {
+    /// Key of the HMAC that turns client IPs into stored hashes; when unset, one is generated
+    /// at first start and kept in the database.
+    #[serde(default)]
+    pub ip_hash_key: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -268,7 +309,8 @@ impl Settings {
                     .separator("__")
                     .try_parsing(true)
                     .list_separator(",")
-                    .with_list_parse_key("server.cors_origins"),
+                    .with_list_parse_key("server.cors_origins")
+                    .with_list_parse_key("server.trusted_proxies"),
             )
             .set_override("environment", environment)
             .map_err(|e| ConfigError::new("environment", e.to_string()))?
@@ -314,6 +356,43 @@ impl Settings {
                     "expected an http(s) URL",
                 ));
             }
+        }
+        for proxy in &self.server.trusted_proxies {
+            if let Err(e) = proxy.parse::<crate::http::client::Cidr>() {
+                return Err(ConfigError::new("server.trusted_proxies", e));
+            }
+        }
+        if !(1..=128).contains(&self.rate_limit.ipv6_prefix) {
+            return Err(ConfigError::new(
+                "rate_limit.ipv6_prefix",
+                "must be between 1 and 128",
+            ));
+        }
+        if self.auth.max_concurrent_hashes == Some(0) {
+            return Err(ConfigError::new(
+                "auth.max_concurrent_hashes",
+                "must be positive",
+            ));
+        }
+        if self.availability.answer_cache_max_kb == 0 {
+            return Err(ConfigError::new(
+                "availability.answer_cache_max_kb",
+                "must be positive",
+            ));
+        }
+        if let Some(key) = &self.privacy.ip_hash_key
+            && key.expose_secret().len() < 16
+        {
+            return Err(ConfigError::new(
+                "privacy.ip_hash_key",
+                "must be at least 16 characters",
+            ));
+        }
+        if self.auth.lockout_threshold == 0 {
+            return Err(ConfigError::new(
+                "auth.lockout_threshold",
+                "must be positive",
+            ));
         }
         if self.server.body_limit_kb == 0 {
             return Err(ConfigError::new("server.body_limit_kb", "must be positive"));

@@ -22,6 +22,7 @@ pub mod http;
 pub mod metrics;
 pub mod privacy;
 pub mod schedule;
+pub mod secrets;
 pub mod seed;
 pub mod startup;
 pub mod state;

@@ -27,6 +27,11 @@ impl Application {
             .await
             .map_err(|e| anyhow::anyhow!("database.url: cannot open the database: {e}"))?;
         store::migrate(&db).await?;
+        let ip_hasher = crate::secrets::ip_hasher(&db, &settings.privacy)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("privacy.ip_hash_key: cannot read or keep the key: {e}")
+            })?;
         if settings.demo.seed && seed::seed_demo(&db).await? {
             tracing::info!("seeded a demo clinic into the empty database");
         }
@@ -47,7 +52,9 @@ impl Application {
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .ok_or_else(|| anyhow::anyhow!("server.host: no local address after binding"))?;
-        let state = Arc::new(AppState::new(db, settings, mailer));
+        let mut state = AppState::new(db, settings, mailer);
+        state.ip_hasher = ip_hasher;
+        let state = Arc::new(state);
         Ok(Self {
             state,
             acceptor,
@@ -107,6 +114,10 @@ async fn housekeeping(state: Arc<AppState>) {
     loop {
         tick.tick().await;
         state.limits.forget_idle();
+        state
+            .login_throttle
+            .forget_expired(std::time::Instant::now());
+        state.slot_answers.evict_expired();
         // Hourly, and once right after start.
         if minutes.is_multiple_of(60)
             && let Err(e) = crate::privacy::retention::purge(&state, chrono::Utc::now()).await

@@ -6,8 +6,14 @@ use chrono_tz::Tz;
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    cache::TtlCache, config::Settings, email::Mailer, http::rate_limit::RateLimits,
-    metrics::Metrics, store::availability::StaticCache,
+    auth::{password::HashGate, throttle::LoginThrottle},
+    cache::TtlCache,
+    config::Settings,
+    email::Mailer,
+    http::{client::TrustedProxies, rate_limit::RateLimits},
+    metrics::Metrics,
+    secrets::IpHasher,
+    store::availability::StaticCache,
 };
 
 pub struct AppState {
@@ -19,18 +25,39 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Slowly-changing slot-search inputs, cached for a few seconds (see `StaticCache`).
     pub slot_inputs: StaticCache,
-    /// Serialised availability answers by query, kept `availability.answer_cache_ms`; cleared
-    /// by every successful write on this instance.
+    /// Serialised availability answers by query, kept `availability.answer_cache_ms` and at
+    /// most `availability.answer_cache_max_kb`; cleared by every successful write here.
     pub slot_answers: TtlCache<String, bytes::Bytes>,
+    /// `server.trusted_proxies`, read by the one function that names the client.
+    pub trusted_proxies: TrustedProxies,
+    /// Failed logins per submitted address (in memory, bounded, decaying).
+    pub login_throttle: LoginThrottle,
+    /// Bounds the password hashes running at once (`auth.max_concurrent_hashes`).
+    pub hashing: HashGate,
+    /// Turns client IPs into the hashes stored with enquiries (`privacy.ip_hash_key`).
+    pub ip_hasher: IpHasher,
     /// The way emails leave the outbox (SMTP or `.eml` files), with its connection pool.
     pub mailer: Mailer,
 }
 
 impl AppState {
+    /// The state, with the IP hash key from `privacy.ip_hash_key`, or a random one until
+    /// `startup` puts the database's in place (see `secrets::ip_hash_key`).
     pub fn new(db: DatabaseConnection, settings: Settings, mailer: Mailer) -> Self {
         let tz = settings.time_zone();
+        let answer_cache_bytes = settings
+            .availability
+            .answer_cache_max_kb
+            .saturating_mul(1024);
         let limits = RateLimits::new(&settings.rate_limit);
         let answer_ttl = std::time::Duration::from_millis(settings.availability.answer_cache_ms);
+        let trusted_proxies = TrustedProxies::new(&settings.server.trusted_proxies);
+        let login_throttle = LoginThrottle::new(
+            settings.auth.lockout_threshold,
+            crate::auth::throttle::CAPACITY,
+        );
+        let hashing = HashGate::new(settings.auth.max_concurrent_hashes());
+        let ip_hasher = IpHasher::from_settings(&settings.privacy);
         Self {
             db,
             settings: Arc::new(settings),
@@ -38,7 +65,11 @@ impl AppState {
             limits,
             metrics: Metrics::default(),
             slot_inputs: StaticCache::new(std::time::Duration::from_secs(5), 1_000),
-            slot_answers: TtlCache::new(answer_ttl, 10_000),
+            slot_answers: TtlCache::bounded_in_bytes(answer_ttl, answer_cache_bytes),
+            trusted_proxies,
+            login_throttle,
+            hashing,
+            ip_hasher,
             mailer,
         }
     }

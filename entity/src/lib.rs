@@ -1,5 +1,6 @@
 //! SeaORM entities, one file per table.
 
+pub mod app_secret;
 pub mod appointment;
 pub mod appointment_event;
 pub mod audit_log;

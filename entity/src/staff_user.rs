@@ -14,8 +14,6 @@ pub struct Model {
     pub practitioner_id: Option<Uuid>,
     pub password_hash: String,
     pub active: bool,
-    pub failed_logins: i32,
-    pub locked_until: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -1,11 +1,16 @@
 //! argon2id password hashing with the crate's defaults (OWASP: m=19 MiB, t=2, p=1), run on a
-//! blocking thread so hashing never stalls the async runtime.
+//! blocking thread so hashing never stalls the async runtime. Requests hash through a
+//! [`HashGate`], so a flood of logins cannot run more than a bounded number at once (each one
+//! holds 19 MiB).
+
+use std::{sync::Arc, time::Duration};
 
 use argon2::{
     Argon2,
     password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash},
 };
 use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::domain::FieldError;
 
@@ -26,7 +31,62 @@ pub fn check_policy(field: &str, password: &str) -> Result<(), FieldError> {
 
 /// Hashes a password to a PHC string.
 pub async fn hash(password: SecretString) -> anyhow::Result<String> {
+    hash_holding(None, password).await
+}
+
+/// Verifies a password against a stored PHC string. An unreadable hash never matches.
+pub async fn verify(password: SecretString, stored: String) -> bool {
+    verify_holding(None, password, stored).await
+}
+
+/// How long a request waits for a free hashing slot before it is told the service is busy.
+pub const PERMIT_WAIT: Duration = Duration::from_secs(1);
+
+/// All hashing slots stayed taken for [`PERMIT_WAIT`].
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("too many password hashes are running")]
+pub struct Busy;
+
+/// At most `auth.max_concurrent_hashes` hashes or verifications at once. The permit moves
+/// into the blocking task, so a client that hangs up does not free its slot before the
+/// memory is.
+pub struct HashGate {
+    permits: Arc<Semaphore>,
+}
+
+impl HashGate {
+    pub fn new(max_concurrent: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+        }
+    }
+
+    /// A hashing slot, waiting at most [`PERMIT_WAIT`] for one.
+    pub async fn reserve(&self) -> Result<OwnedSemaphorePermit, Busy> {
+        tokio::time::timeout(PERMIT_WAIT, self.permits.clone().acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or(Busy)
+    }
+
+    pub async fn verify(&self, password: SecretString, stored: String) -> Result<bool, Busy> {
+        let permit = self.reserve().await?;
+        Ok(verify_holding(Some(permit), password, stored).await)
+    }
+
+    pub async fn hash(&self, password: SecretString) -> Result<anyhow::Result<String>, Busy> {
+        let permit = self.reserve().await?;
+        Ok(hash_holding(Some(permit), password).await)
+    }
+}
+
+async fn hash_holding(
+    permit: Option<OwnedSemaphorePermit>,
+    password: SecretString,
+) -> anyhow::Result<String> {
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         Argon2::default()
             .hash_password(password.expose_secret().as_bytes())
             .map(|h| h.to_string())
@@ -35,9 +95,13 @@ pub async fn hash(password: SecretString) -> anyhow::Result<String> {
     .await?
 }
 
-/// Verifies a password against a stored PHC string. An unreadable hash never matches.
-pub async fn verify(password: SecretString, stored: String) -> bool {
+async fn verify_holding(
+    permit: Option<OwnedSemaphorePermit>,
+    password: SecretString,
+    stored: String,
+) -> bool {
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         PasswordHash::new(&stored).is_ok_and(|parsed| {
             Argon2::default()
                 .verify_password(password.expose_secret().as_bytes(), &parsed)
@@ -76,6 +140,26 @@ mod tests {
         assert!(verify(SecretString::from("a long enough password"), stored.clone()).await);
         assert!(!verify(SecretString::from("a wrong password!!"), stored).await);
         assert!(!verify(SecretString::from("x"), "not a hash".into()).await);
+    }
+
+    #[tokio::test]
+    async fn the_gate_answers_busy_when_every_slot_stays_taken() {
+        let gate = HashGate::new(1);
+        let held = gate.reserve().await.expect("a free slot");
+        let started = std::time::Instant::now();
+        assert!(
+            gate.verify(SecretString::from("whatever"), DUMMY_HASH.into())
+                .await
+                .is_err()
+        );
+        assert!(started.elapsed() >= PERMIT_WAIT);
+        drop(held);
+        assert_eq!(
+            gate.verify(SecretString::from("whatever"), DUMMY_HASH.into())
+                .await
+                .ok(),
+            Some(false)
+        );
     }
 
     #[test]

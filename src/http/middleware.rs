@@ -1,6 +1,7 @@
-//! Request context: a request id (taken from `X-Request-Id` or made up), a tracing span,
-//! timing for `/metrics`, and the catch-all that turns framework errors (unknown route, wrong
-//! method, oversized body…) into problem documents.
+//! Request context: a request id (taken from `X-Request-Id` or made up), the client's address
+//! (derived once, see `http::client`), the body limit, a tracing span, CORS and security
+//! headers, timing for `/metrics`, and the catch-all that turns framework errors (unknown
+//! route, wrong method, oversized body…) into problem documents.
 
 use std::{sync::Arc, time::Instant};
 
@@ -13,16 +14,22 @@ use tracing::Instrument;
 
 use crate::state::AppState;
 
-use super::problem::problem_for_error;
+use super::{client::ClientAddr, cors, headers, problem::problem_for_error};
 
 pub const REQUEST_ID: &str = "x-request-id";
 
 pub async fn request_context<E: Endpoint>(
     next: E,
-    req: Request,
+    mut req: Request,
     state: Arc<AppState>,
+    docs_csp: Arc<str>,
 ) -> Result<Response> {
     let body_limit = state.settings.server.body_limit_kb * 1024;
+    let client = req
+        .remote_addr()
+        .as_socket_addr()
+        .map(|peer| state.trusted_proxies.client_addr(peer.ip(), req.headers()));
+    req.extensions_mut().insert(ClientAddr(client));
     let request_id = req
         .headers()
         .get(REQUEST_ID)
@@ -35,14 +42,21 @@ pub async fn request_context<E: Endpoint>(
         id = %request_id,
         method = %req.method(),
         path = %loggable_path(req.uri().path()),
+        client = %client.map(|ip| ip.to_string()).unwrap_or_default(),
     );
     let started = Instant::now();
     let is_write = req.method() != Method::GET && req.method() != Method::HEAD;
     let is_staff = req.uri().path().starts_with("/api/v1/staff/");
+    let path = req.uri().path().to_string();
+    let origin = cors::Origin::of(&req, &state.settings.server);
     async move {
-        let outcome = match limit_body(req, body_limit).await {
-            Ok(req) => next.call(req).await.map(IntoResponse::into_response),
-            Err(err) => Err(err),
+        let outcome = if let Some(answer) = origin.preflight(&req) {
+            Ok(answer)
+        } else {
+            match limit_body(req, body_limit).await {
+                Ok(req) => next.call(req).await.map(IntoResponse::into_response),
+                Err(err) => Err(err),
+            }
         };
         let mut response = match outcome {
             Ok(resp) => resp,
@@ -72,14 +86,18 @@ pub async fn request_context<E: Endpoint>(
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(REQUEST_ID, value);
         }
+        origin.decorate(&mut response);
+        headers::secure(&path, &state.settings.server, &docs_csp, &mut response);
         Ok(response)
     }
     .instrument(span)
     .await
 }
 
-/// Refuses bodies over `max` bytes with 413: at once when `Content-Length` says so, otherwise
-/// (chunked uploads) while reading, so no request can make the service buffer more than `max`.
+/// Reads the body, refusing it with 413 past `max` bytes however it is framed
+/// (`Content-Length`, chunked, HTTP/2 data frames): reading stops at the limit, so no request
+/// makes the service hold more than `max` bytes of body. A declared length over the limit is
+/// refused before anything is read.
 async fn limit_body(mut req: Request, max: usize) -> Result<Request> {
     let too_large = || poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE);
     let declared = req
@@ -87,28 +105,31 @@ async fn limit_body(mut req: Request, max: usize) -> Result<Request> {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(len) if len > max as u64 => Err(too_large()),
-        Some(_) => Ok(req),
-        None if req.headers().contains_key(header::TRANSFER_ENCODING) => {
-            let bytes = req
-                .take_body()
-                .into_bytes_limit(max)
-                .await
-                .map_err(|e| match e {
-                    ReadBodyError::PayloadTooLarge => too_large(),
-                    _ => poem::Error::from_status(StatusCode::BAD_REQUEST),
-                })?;
-            req.set_body(bytes);
-            Ok(req)
-        }
-        None => Ok(req),
+    if declared.is_some_and(|len| len > max as u64) {
+        return Err(too_large());
     }
+    let bytes = req
+        .take_body()
+        .into_bytes_limit(max)
+        .await
+        .map_err(|e| match e {
+            ReadBodyError::PayloadTooLarge => too_large(),
+            _ => poem::Error::from_status(StatusCode::BAD_REQUEST),
+        })?;
+    req.set_body(bytes);
+    Ok(req)
 }
 
-/// The request path for logs, with secret tokens (manage links, calendar feeds) cut off.
+/// The request path for logs, with secret tokens (manage links and pages, waitlist entries
+/// and offers, calendar feeds) cut off.
 fn loggable_path(path: &str) -> &str {
-    for secret in ["/api/v1/manage/", "/api/v1/feeds/"] {
+    for secret in [
+        "/api/v1/manage/",
+        "/api/v1/feeds/",
+        "/api/v1/waitlist/",
+        "/manage/",
+        "/waitlist/",
+    ] {
         if path.starts_with(secret) {
             return secret;
         }

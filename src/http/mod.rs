@@ -2,6 +2,9 @@
 //! `application/problem+json`.
 
 pub mod api;
+pub mod client;
+pub mod cors;
+pub mod headers;
 pub mod middleware;
 pub mod pagination;
 pub mod payload;
@@ -11,7 +14,7 @@ pub mod security;
 
 use std::sync::Arc;
 
-use poem::{Endpoint, EndpointExt, IntoResponse, Route, get, handler, middleware::Cors, web::Data};
+use poem::{Endpoint, EndpointExt, IntoResponse, Route, get, handler, web::Data};
 use poem_openapi::OpenApiService;
 
 use crate::state::AppState;
@@ -32,23 +35,22 @@ pub fn openapi(state: &Arc<AppState>) -> OpenApiService<api::Apis, ()> {
 pub fn app(state: Arc<AppState>) -> impl Endpoint {
     let service = openapi(&state);
     let docs = service.swagger_ui();
+    let docs_csp: Arc<str> = headers::docs_csp(&service.swagger_ui_html()).into();
     let spec = service.spec();
-    let cors_origins = state.settings.server.cors_origins.clone();
     let route = Route::new()
         .nest("/", service)
         .nest("/docs", docs)
         .at("/openapi.json", get(openapi_json).data(Arc::new(spec)));
-    let cors = cors_origins.iter().fold(Cors::new(), |cors, origin| {
-        cors.allow_origin(origin.as_str())
-    });
+    // CORS is answered in `middleware::request_context` (see `cors`).
     route
-        .with_if(!cors_origins.is_empty(), cors)
         .data(state.clone())
         // A panic is a bug; the client still gets a problem document, never a dropped reply.
         .with(poem::middleware::CatchPanic::new().with_handler(|_| {
             problem::ApiError::internal("a request handler panicked").into_response()
         }))
-        .around(move |next, req| middleware::request_context(next, req, state.clone()))
+        .around(move |next, req| {
+            middleware::request_context(next, req, state.clone(), docs_csp.clone())
+        })
 }
 
 #[handler]

@@ -240,6 +240,27 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// Every password-hashing slot stayed taken (`auth.max_concurrent_hashes`).
+    pub fn hashing_busy() -> Self {
+        Self::Unavailable(
+            Json(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "Too many sign-ins at once",
+                "Too many sign-ins are being checked right now; please try again in a moment.",
+            )),
+            1,
+        )
+    }
+}
+
+impl From<crate::auth::password::Busy> for ApiError {
+    fn from(_: crate::auth::password::Busy) -> Self {
+        Self::hashing_busy()
+    }
+}
+
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
         if crate::store::is_busy(&err) {

@@ -1,5 +1,6 @@
-//! Per-client-IP rate limits on public POSTs and login (governor's keyed GCRA limiter). The
-//! counters are per instance, by design (DESIGN §6).
+//! Per-client rate limits on public POSTs and login (governor's keyed GCRA limiter), keyed by
+//! the client address from `http::client` (IPv6 by `rate_limit.ipv6_prefix`). The counters
+//! are per instance, by design (DESIGN §6).
 
 use std::{net::IpAddr, num::NonZeroU32};
 
@@ -21,6 +22,7 @@ pub struct RateLimits {
     bookings: Option<DefaultKeyedRateLimiter<IpAddr>>,
     enquiries: Option<DefaultKeyedRateLimiter<IpAddr>>,
     login: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    ipv6_prefix: u8,
 }
 
 fn per_minute(enabled: bool, n: u32) -> Option<DefaultKeyedRateLimiter<IpAddr>> {
@@ -34,10 +36,12 @@ impl RateLimits {
             bookings: per_minute(settings.enabled, settings.bookings_per_minute),
             enquiries: per_minute(settings.enabled, settings.enquiries_per_minute),
             login: per_minute(settings.enabled, settings.login_per_minute),
+            ipv6_prefix: settings.ipv6_prefix,
         }
     }
 
-    /// Counts one request from `ip`; past the limit, a 429 with the seconds to wait.
+    /// Counts one request from the client at `ip` (its bucket: see `client::bucket`); past the
+    /// limit, a 429 with the seconds to wait.
     pub fn check(&self, limit: Limit, ip: Option<IpAddr>) -> Result<(), ApiError> {
         let limiter = match limit {
             Limit::Bookings => &self.bookings,
@@ -47,7 +51,8 @@ impl RateLimits {
         let (Some(limiter), Some(ip)) = (limiter, ip) else {
             return Ok(());
         };
-        limiter.check_key(&ip).map_err(|not_until| {
+        let bucket = super::client::bucket(ip, self.ipv6_prefix);
+        limiter.check_key(&bucket).map_err(|not_until| {
             let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
             ApiError::rate_limited(wait.as_secs().max(1))
         })

@@ -4,8 +4,7 @@ use chrono::{DateTime, Utc};
 use entity::{staff_session, staff_user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, Set,
-    sea_query::{Expr, ExprTrait},
+    PaginatorTrait, QueryFilter, QueryOrder, Set, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -49,38 +48,6 @@ pub async fn update_user(
     model: staff_user::Model,
 ) -> Result<staff_user::Model, DbErr> {
     model.into_active_model().reset_all().update(conn).await
-}
-
-/// Records a failed login: counts it and, past `threshold` failures in a row, locks the
-/// account for `lock` (doubling with each further failure, capped by the caller).
-pub async fn record_failed_login(
-    conn: &impl ConnectionTrait,
-    user: &staff_user::Model,
-    locked_until: Option<DateTime<Utc>>,
-) -> Result<(), DbErr> {
-    staff_user::Entity::update_many()
-        .col_expr(
-            staff_user::Column::FailedLogins,
-            Expr::col(staff_user::Column::FailedLogins).add(1),
-        )
-        .col_expr(staff_user::Column::LockedUntil, Expr::value(locked_until))
-        .filter(staff_user::Column::Id.eq(user.id))
-        .exec(conn)
-        .await?;
-    Ok(())
-}
-
-pub async fn clear_failed_logins(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<(), DbErr> {
-    staff_user::Entity::update_many()
-        .col_expr(staff_user::Column::FailedLogins, Expr::value(0))
-        .col_expr(
-            staff_user::Column::LockedUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .filter(staff_user::Column::Id.eq(user_id))
-        .exec(conn)
-        .await?;
-    Ok(())
 }
 
 pub async fn insert_session(

@@ -1,4 +1,5 @@
-//! Staff sign-in, sessions, lockout and rate limits, staff accounts and the audit log.
+//! Staff sign-in, sessions, login throttling and rate limits, the hashing bound, staff
+//! accounts and the audit log.
 
 use serde_json::json;
 
@@ -107,8 +108,22 @@ async fn after_logout_the_token_is_refused() {
     assert_eq!(app.get_as(&other, "/api/v1/auth/me").await.status, 200);
 }
 
+/// Asserts a 429 `rate_limited` with a Retry-After of at most 15 minutes; returns the problem
+/// body and the wait.
+#[track_caller]
+fn assert_throttled(reply: &crate::helpers::Reply) -> (serde_json::Value, u64) {
+    let body = reply.assert_problem(429, "rate_limited").clone();
+    let wait: u64 = reply
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("seconds");
+    assert!((1..=15 * 60).contains(&wait), "{wait}");
+    (body, wait)
+}
+
 #[tokio::test]
-async fn after_too_many_wrong_passwords_the_account_is_locked_even_for_the_right_one() {
+async fn after_too_many_wrong_passwords_the_address_is_throttled_even_for_the_right_one() {
     let app = spawn_app().await;
     let threshold = app.settings.auth.lockout_threshold;
     assert!(threshold < app.settings.rate_limit.login_per_minute);
@@ -126,13 +141,90 @@ async fn after_too_many_wrong_passwords_the_account_is_locked_even_for_the_right
             json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }),
         )
         .await;
-    reply.assert_problem(429, "rate_limited");
-    let wait: u64 = reply
-        .header("retry-after")
-        .expect("Retry-After")
-        .parse()
-        .expect("seconds");
-    assert!((1..=30).contains(&wait), "{wait}");
+    assert_throttled(&reply);
+}
+
+#[tokio::test]
+async fn a_throttled_unknown_address_answers_exactly_like_a_throttled_account() {
+    let app = spawn_app_with(|s| s.rate_limit.enabled = false).await;
+    let threshold = app.settings.auth.lockout_threshold;
+    let unknown = "nobody@clinic.test";
+    for email in [ADMIN_EMAIL, unknown] {
+        for _ in 0..threshold {
+            app.post(
+                LOGIN,
+                json!({ "email": email, "password": "not the password at all" }),
+            )
+            .await
+            .assert_problem(401, "invalid_credentials");
+        }
+    }
+    let (account, account_wait) = assert_throttled(
+        &app.post(
+            LOGIN,
+            json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }),
+        )
+        .await,
+    );
+    let (nobody, nobody_wait) = assert_throttled(
+        &app.post(
+            LOGIN,
+            json!({ "email": unknown, "password": ADMIN_PASSWORD }),
+        )
+        .await,
+    );
+    assert_eq!(account, nobody);
+    assert!(
+        account_wait.abs_diff(nobody_wait) <= 2,
+        "{account_wait} {nobody_wait}"
+    );
+    // Another address is unaffected: the count is per submitted address.
+    app.post(
+        LOGIN,
+        json!({ "email": "someone-else@clinic.test", "password": "not the password at all" }),
+    )
+    .await
+    .assert_problem(401, "invalid_credentials");
+}
+
+#[tokio::test]
+async fn failed_logins_are_not_written_to_the_database() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = spawn_app().await;
+    app.post(
+        LOGIN,
+        json!({ "email": ADMIN_EMAIL, "password": "not the password at all" }),
+    )
+    .await
+    .assert_problem(401, "invalid_credentials");
+    // The per-account counter and lock columns are gone.
+    let backend = app.db.get_database_backend();
+    let probe = app
+        .db
+        .query_one_raw(Statement::from_string(
+            backend,
+            "SELECT failed_logins FROM staff_users",
+        ))
+        .await;
+    assert!(probe.is_err(), "{probe:?}");
+}
+
+#[tokio::test]
+async fn with_every_hashing_slot_taken_a_login_waits_a_second_then_answers_503_busy() {
+    let app = spawn_app_with(|s| s.auth.max_concurrent_hashes = Some(1)).await;
+    let held = app.state.hashing.reserve().await.expect("the only slot");
+    let started = std::time::Instant::now();
+    let reply = app
+        .post(
+            LOGIN,
+            json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }),
+        )
+        .await;
+    reply.assert_problem(503, "busy");
+    assert!(reply.header("retry-after").is_some());
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    drop(held);
+    app.admin_token().await;
 }
 
 #[tokio::test]
@@ -178,15 +270,18 @@ async fn logins_past_the_per_ip_limit_get_429_with_retry_after() {
 }
 
 #[tokio::test]
-async fn with_rate_limits_disabled_logins_are_never_429() {
+async fn with_rate_limits_disabled_logins_are_never_429_per_client() {
     let app = spawn_app_with(|s| {
         s.rate_limit.enabled = false;
         s.rate_limit.login_per_minute = 2;
     })
     .await;
-    let body = json!({ "email": "nobody@clinic.test", "password": "whatever password" });
-    for _ in 0..6 {
-        app.post(LOGIN, body.clone())
+    // Distinct addresses, so only the per-client limit could refuse them (the per-address
+    // throttle stays on whatever the rate limits say).
+    for i in 0..6 {
+        let body =
+            json!({ "email": format!("nobody{i}@clinic.test"), "password": "whatever password" });
+        app.post(LOGIN, body)
             .await
             .assert_problem(401, "invalid_credentials");
     }

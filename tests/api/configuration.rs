@@ -278,3 +278,45 @@ async fn environment_files_are_layered_over_the_defaults() {
         frontdesk::config::EmailTransportKind::File
     );
 }
+
+#[tokio::test]
+async fn abuse_settings_are_checked_at_start_and_lists_come_comma_separated() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ok = frontdesk(
+        dir.path(),
+        &["migrate"],
+        &[(
+            "FRONTDESK__SERVER__TRUSTED_PROXIES",
+            "10.0.0.0/8,127.0.0.1/32, 2001:db8::/32",
+        )],
+    )
+    .await;
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (
+            &[("FRONTDESK__SERVER__TRUSTED_PROXIES", "10.0.0.0/8,nonsense")],
+            "server.trusted_proxies",
+        ),
+        (
+            &[("FRONTDESK__SERVER__TRUSTED_PROXIES", "10.0.0.0/40")],
+            "server.trusted_proxies",
+        ),
+        (
+            &[("FRONTDESK__RATE_LIMIT__IPV6_PREFIX", "0")],
+            "rate_limit.ipv6_prefix",
+        ),
+        (
+            &[("FRONTDESK__AUTH__MAX_CONCURRENT_HASHES", "0")],
+            "auth.max_concurrent_hashes",
+        ),
+        (
+            &[("FRONTDESK__PRIVACY__IP_HASH_KEY", "short")],
+            "privacy.ip_hash_key",
+        ),
+    ];
+    for (env, key) in cases {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let output = frontdesk(dir.path(), &["migrate"], env).await;
+        assert_refused_naming(&output, key);
+    }
+}

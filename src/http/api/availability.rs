@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
-use poem_openapi::{Object, OpenApi, param::Query, payload::Json};
+use entity::service;
+use poem_openapi::{Object, OpenApi, param::Query};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -53,7 +54,7 @@ pub struct Availability {
 }
 
 /// The earliest free slot, if any within the booking horizon.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Serialize)]
 pub struct NextSlot {
     pub slot: Option<SlotObject>,
 }
@@ -112,24 +113,48 @@ impl AvailabilityApi {
         to: NaiveDate,
         now: DateTime<Utc>,
     ) -> ApiResult<Vec<Slot>> {
+        let busy = self.busy(practitioner_ids, from, to).await?;
+        Ok(self.free_slots(inputs, practitioner_ids, &busy, from, to, now))
+    }
+
+    /// What blocks the practitioners' time over local dates `from..=to`, in one query.
+    async fn busy(
+        &self,
+        practitioner_ids: &[Uuid],
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> ApiResult<Vec<(Uuid, DateTime<Utc>, DateTime<Utc>)>> {
         let tz = self.state.tz;
-        let query = SlotQuery {
-            tz,
-            now,
-            from,
-            to,
-            rules: rules_for(&inputs.service, &self.state.settings.policy),
-        };
         // Widen by a day each side: local days and buffers reach past UTC midnight.
         let span_from = localtime::instant_at(tz, from, 0) - Duration::days(1);
         let span_until = localtime::instant_at(tz, to, 24 * 60) + Duration::days(1);
-        let busy = store::appointments::busy_ranges(
+        Ok(store::appointments::busy_ranges(
             &self.state.db,
             practitioner_ids,
             span_from,
             span_until,
         )
-        .await?;
+        .await?)
+    }
+
+    /// Free slots for local dates `from..=to`, given what blocks time (read for at least
+    /// that span).
+    fn free_slots(
+        &self,
+        inputs: &StaticInputs,
+        practitioner_ids: &[Uuid],
+        busy: &[(Uuid, DateTime<Utc>, DateTime<Utc>)],
+        from: NaiveDate,
+        to: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Vec<Slot> {
+        let query = SlotQuery {
+            tz: self.state.tz,
+            now,
+            from,
+            to,
+            rules: rules_for(&inputs.service, &self.state.settings.policy),
+        };
         let schedules: Vec<PractitionerSchedule> = practitioner_ids
             .iter()
             .map(|&id| PractitionerSchedule {
@@ -145,11 +170,7 @@ impl AvailabilityApi {
                 time_off: Vec::new(),
             })
             .collect();
-        Ok(availability::free_slots(
-            &query,
-            &schedules,
-            &inputs.closures,
-        ))
+        availability::free_slots(&query, &schedules, &inputs.closures)
     }
 }
 
@@ -204,25 +225,34 @@ impl AvailabilityApi {
         service_id: Query<Uuid>,
         /// Only this practitioner.
         practitioner_id: Query<Option<Uuid>>,
-    ) -> ApiResult<Json<NextSlot>> {
+    ) -> ApiResult<SerdeJson<NextSlot>> {
+        let key = format!("next|{}|{:?}", service_id.0, practitioner_id.0);
+        if let Some(body) = self.state.slot_answers.get(&key) {
+            return Ok(SerdeJson::from_bytes(body));
+        }
         let now = Utc::now();
         let (inputs, ids) = self.targets(service_id.0, practitioner_id.0, now).await?;
         let tz = self.state.tz;
         let rules = rules_for(&inputs.service, &self.state.settings.policy);
-        let mut from = localtime::local_date(tz, now);
+        let first = localtime::local_date(tz, now);
         let last =
             localtime::local_date(tz, now + Duration::days(i64::from(rules.max_advance_days)));
-        // Search a week at a time: the next slot is usually close.
+        // One read of what blocks time over the whole horizon; then search a week at a
+        // time in memory, since the next slot is usually close.
+        let busy = self.busy(&ids, first, last).await?;
+        let mut from = first;
+        let mut slot = None;
         while from <= last {
             let to = (from + Duration::days(6)).min(last);
-            let slots = self.search(&inputs, &ids, from, to, now).await?;
-            if let Some(first) = slots.first() {
-                return Ok(Json(NextSlot {
-                    slot: Some(slot_object(first, tz)),
-                }));
+            let slots = self.free_slots(&inputs, &ids, &busy, from, to, now);
+            if let Some(found) = slots.first() {
+                slot = Some(slot_object(found, tz));
+                break;
             }
             from = to + Duration::days(1);
         }
-        Ok(Json(NextSlot { slot: None }))
+        let answer = SerdeJson::new(&NextSlot { slot }).map_err(ApiError::internal)?;
+        self.state.slot_answers.insert(key, answer.bytes());
+        Ok(answer)
     }
 }

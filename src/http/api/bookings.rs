@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use poem::web::RemoteAddr;
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
     param::{Header, Path},
@@ -34,7 +33,8 @@ use crate::{
     store,
 };
 
-use super::{ApiTags, auth::client_ip};
+use super::ApiTags;
+use crate::http::client::ClientAddr;
 
 pub struct BookingsApi {
     pub state: Arc<AppState>,
@@ -308,10 +308,10 @@ impl BookingsApi {
         /// Any unique string per booking attempt (at most 200 characters).
         #[oai(name = "Idempotency-Key")]
         idempotency_key: Header<Option<String>>,
-        remote: &RemoteAddr,
+        client: ClientAddr,
     ) -> ApiResult<BookingCreatedResponse> {
         let state = &self.state;
-        state.limits.check(Limit::Bookings, client_ip(remote))?;
+        state.limits.check(Limit::Bookings, client.0)?;
         let request = body.0;
         let idempotency = match idempotency_key.0.as_deref().map(str::trim) {
             Some(key) if key.is_empty() || key.len() > 200 => {
@@ -414,11 +414,9 @@ impl BookingsApi {
         &self,
         token: Path<String>,
         body: Json<CancelRequest>,
-        remote: &RemoteAddr,
+        client: ClientAddr,
     ) -> ApiResult<Json<BookingEnvelope>> {
-        self.state
-            .limits
-            .check(Limit::Bookings, client_ip(remote))?;
+        self.state.limits.check(Limit::Bookings, client.0)?;
         let reason = match body
             .0
             .reason
@@ -451,11 +449,9 @@ impl BookingsApi {
         &self,
         token: Path<String>,
         body: Json<RescheduleRequest>,
-        remote: &RemoteAddr,
+        client: ClientAddr,
     ) -> ApiResult<Json<BookingEnvelope>> {
-        self.state
-            .limits
-            .check(Limit::Bookings, client_ip(remote))?;
+        self.state.limits.check(Limit::Bookings, client.0)?;
         let start = parse_start("start", &body.0.start)?;
         let d = self.by_token(&token).await?;
         let d = booking::reschedule(

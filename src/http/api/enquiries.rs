@@ -5,14 +5,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use entity::enquiry;
-use poem::web::RemoteAddr;
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
     param::{Path, Query},
     payload::Json,
     types::MaybeUndefined,
 };
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::{
@@ -32,7 +30,8 @@ use crate::{
     store::{self, enquiries::InboxFilter},
 };
 
-use super::{ApiTags, auth::client_ip, path_id};
+use super::{ApiTags, path_id};
+use crate::http::client::ClientAddr;
 
 pub struct EnquiriesApi {
     pub state: Arc<AppState>,
@@ -143,12 +142,6 @@ fn enquiry_object(e: enquiry::Model, notes: Vec<entity::enquiry_note::Model>) ->
     }
 }
 
-/// A one-way hash of the client address: enough to spot a flood, not to identify anyone.
-fn hash_ip(ip: Option<std::net::IpAddr>) -> String {
-    let ip = ip.map(|ip| ip.to_string()).unwrap_or_default();
-    hex::encode(Sha256::digest(format!("frontdesk-enquiry:{ip}").as_bytes()))
-}
-
 impl EnquiriesApi {
     async fn load(&self, id: Uuid) -> ApiResult<Enquiry> {
         let e = store::enquiries::find(&self.state.db, id)
@@ -167,10 +160,10 @@ impl EnquiriesApi {
     async fn submit(
         &self,
         body: Json<EnquiryRequest>,
-        remote: &RemoteAddr,
+        client: ClientAddr,
     ) -> ApiResult<EnquiryAcceptedResponse> {
         let state = &self.state;
-        let ip = client_ip(remote);
+        let ip = client.0;
         state.limits.check(Limit::Enquiries, ip)?;
         let form = body.0;
         let new = NewEnquiry::parse(EnquiryForm {
@@ -187,7 +180,7 @@ impl EnquiriesApi {
             enquiry: new?,
             service_id: form.service_id,
             is_spam: !form.website.trim().is_empty(),
-            ip_hash: hash_ip(ip),
+            ip_hash: state.ip_hasher.hash(ip),
         };
         let reference = intake::receive(state, submission)
             .await

@@ -172,9 +172,12 @@ impl StaffUsersApi {
             CreateStaffError::Database(e) => ApiError::from(e),
             CreateStaffError::Hashing(e) => ApiError::internal(e),
         };
+        // Hashing counts against `auth.max_concurrent_hashes` like a login does.
+        let slot = self.state.hashing.reserve().await?;
         let password = accounts::prepare_password(body.password.map(SecretString::from))
             .await
             .map_err(problem)?;
+        drop(slot);
         let txn = store::begin_write(&self.state.db).await?;
         let (user, generated) = accounts::create(&txn, new, password)
             .await
@@ -238,8 +241,10 @@ impl StaffUsersApi {
         let password_changed = body.password.is_some();
         let new_hash = match body.password {
             Some(p) => Some(
-                password::hash(SecretString::from(p))
-                    .await
+                self.state
+                    .hashing
+                    .hash(SecretString::from(p))
+                    .await?
                     .map_err(ApiError::internal)?,
             ),
             None => None,
@@ -268,8 +273,6 @@ impl StaffUsersApi {
         }
         if let Some(hash) = new_hash {
             user.password_hash = hash;
-            user.failed_logins = 0;
-            user.locked_until = None;
             revoke = true;
         }
         let now = Utc::now();
