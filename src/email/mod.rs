@@ -3,6 +3,7 @@
 //! (`ical`), and delivered later by the worker (`worker`) through SMTP or files (`transport`).
 
 mod compose;
+pub mod health;
 pub mod ical;
 pub mod outbox;
 pub mod render;
@@ -22,6 +23,7 @@ use uuid::Uuid;
 use crate::config::Settings;
 
 pub use compose::local_when;
+pub use health::{DeliveryHealth, FailureKind};
 pub use outbox::OutgoingEmail;
 pub use render::{Rendered, Templates};
 pub use transport::{Mailer, SendError};
