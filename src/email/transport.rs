@@ -44,7 +44,7 @@ impl SendError {
 
 /// The configured way out: SMTP in production, `.eml` files for local runs.
 pub enum Mailer {
-    Smtp(SmtpMailer),
+    Smtp(Box<SmtpMailer>),
     File(AsyncFileTransport<Tokio1Executor>),
 }
 
@@ -65,7 +65,9 @@ impl Mailer {
                 })?;
                 Ok(Mailer::File(AsyncFileTransport::new(&email.file_dir)))
             }
-            EmailTransportKind::Smtp => SmtpMailer::new(&email.smtp).map(Mailer::Smtp),
+            EmailTransportKind::Smtp => {
+                SmtpMailer::new(&email.smtp).map(|m| Mailer::Smtp(Box::new(m)))
+            }
         }
     }
 

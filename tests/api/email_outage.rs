@@ -592,3 +592,24 @@ async fn staff_notices_about_one_booking_wait_for_the_earlier_ones() {
         .collect();
     assert_eq!(desk, written, "in the order they were written");
 }
+
+#[tokio::test]
+async fn readiness_is_503_when_the_database_does_not_answer_and_ok_with_file_email() {
+    let app = spawn_app().await;
+    assert_eq!(
+        readiness(&app).await,
+        (
+            200,
+            json!({ "status": "ok", "database": "ok", "email": "ok" })
+        ),
+        "the file transport is always ok"
+    );
+    app.state.db.clone().close().await.expect("close the pool");
+    assert_eq!(
+        readiness(&app).await,
+        (
+            503,
+            json!({ "status": "unavailable", "database": "unavailable", "email": "ok" })
+        )
+    );
+}
