@@ -291,11 +291,17 @@ pub async fn void_started_reminders(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
+    use entity::appointment;
     use sea_orm::sea_query::{ExprTrait, Query};
+    // Correlated, so only the few pending reminders are looked at, not every past booking.
     let started = Query::select()
-        .column(entity::appointment::Column::Id)
-        .from(entity::appointment::Entity)
-        .and_where(Expr::col(entity::appointment::Column::StartsAt).lte(now))
+        .expr(Expr::val(1))
+        .from(appointment::Entity)
+        .and_where(
+            Expr::col((appointment::Entity, appointment::Column::Id))
+                .equals((outbox_message::Entity, Column::AppointmentId)),
+        )
+        .and_where(Expr::col((appointment::Entity, appointment::Column::StartsAt)).lte(now))
         .to_owned();
     let result = outbox_message::Entity::update_many()
         .col_expr(Column::Status, Expr::value(VOID))
@@ -312,7 +318,7 @@ pub async fn void_started_reminders(
                 .add(Column::LeaseUntil.is_null())
                 .add(Column::LeaseUntil.lt(now)),
         )
-        .filter(Column::AppointmentId.in_subquery(started))
+        .filter(Expr::exists(started))
         .exec(db)
         .await?;
     Ok(result.rows_affected)

@@ -613,3 +613,31 @@ async fn readiness_is_503_when_the_database_does_not_answer_and_ok_with_file_ema
         )
     );
 }
+
+#[tokio::test]
+async fn a_pooled_connection_broken_by_a_server_restart_is_replaced_within_the_same_try() {
+    let smtp = SmtpServer::start().await;
+    let app = spawn_app_with_smtp(&smtp, |_| {}).await;
+    enqueue_ack(&app, "first@visitors.test").await;
+    assert_eq!(step_at(&app, Utc::now()).await, 1);
+    assert_eq!(smtp.connections(), 1);
+
+    // The server restarts between two messages, dropping the idle connection.
+    smtp.stop().await;
+    smtp.resume().await;
+    let id = enqueue_ack(&app, "second@visitors.test").await;
+    assert_eq!(step_at(&app, Utc::now()).await, 1);
+    let r = rows(&app)
+        .await
+        .into_iter()
+        .find(|r| r.id == id)
+        .expect("row");
+    assert_eq!(
+        (r.status.as_str(), r.attempts, r.failures),
+        ("sent", 0, 0),
+        "sent at the first try, on a fresh connection: {r:?}"
+    );
+    assert_eq!(smtp.connections(), 2);
+    assert_eq!(smtp.messages().len(), 2);
+    assert_eq!(readiness(&app).await.1["email"], "ok");
+}
