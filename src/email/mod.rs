@@ -2,6 +2,7 @@
 //! transaction (`outbox`), rendered from template files (`render`) with calendar invitations
 //! (`ical`), and delivered later by the worker (`worker`) through SMTP or files (`transport`).
 
+pub mod backoff;
 mod compose;
 pub mod health;
 pub mod ical;
