@@ -641,3 +641,30 @@ async fn a_pooled_connection_broken_by_a_server_restart_is_replaced_within_the_s
     assert_eq!(smtp.messages().len(), 2);
     assert_eq!(readiness(&app).await.1["email"], "ok");
 }
+
+#[tokio::test]
+async fn a_server_closing_the_channel_with_421_is_an_outage_not_a_refusal() {
+    let smtp = SmtpServer::start().await;
+    let app = spawn_app_with_smtp(&smtp, |s| s.email.outbox.max_attempts = 1).await;
+    smtp.refuse_recipient("busy@visitors.test", 421);
+    smtp.refuse_recipient("later@visitors.test", 451);
+    let closing = enqueue_ack(&app, "busy@visitors.test").await;
+    let refused = enqueue_ack(&app, "later@visitors.test").await;
+    let mut now = Utc::now();
+    for _ in 0..3 {
+        step_at(&app, now).await;
+        now += Duration::seconds(901);
+    }
+    let stored = rows(&app).await;
+    let find = |id| stored.iter().find(|r| r.id == id).expect("row");
+    assert_eq!(
+        (find(closing).status.as_str(), find(closing).attempts),
+        ("pending", 0),
+        "421 says nothing about the message"
+    );
+    assert_eq!(
+        (find(refused).status.as_str(), find(refused).attempts),
+        ("dead", 1),
+        "451 is this message refused, and max_attempts is 1"
+    );
+}
