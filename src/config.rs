@@ -231,6 +231,10 @@ pub struct SmtpSettings {
     #[serde(default)]
     pub password: Option<SecretString>,
     pub timeout_seconds: u64,
+    /// A PEM file of certificate authorities trusted in addition to the built-in roots (a
+    /// relay with a private CA); checked at start-up.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -238,6 +242,9 @@ pub struct OutboxSettings {
     pub poll_interval_ms: u64,
     pub max_attempts: u32,
     pub backoff_base_seconds: u64,
+    /// The longest wait between two tries of one message.
+    #[serde(default = "default_backoff_max_seconds")]
+    pub backoff_max_seconds: u64,
     /// Whether this instance runs the outbox worker (tests turn it off and drive it by hand).
     #[serde(default = "enabled")]
     pub worker_enabled: bool,
@@ -252,6 +259,10 @@ fn enabled() -> bool {
 
 fn default_outbox_retention_days() -> u32 {
     90
+}
+
+fn default_backoff_max_seconds() -> u64 {
+    900
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -471,6 +482,12 @@ impl Settings {
         if self.email.outbox.max_attempts == 0 {
             return Err(ConfigError::new(
                 "email.outbox.max_attempts",
+                "must be positive",
+            ));
+        }
+        if self.email.outbox.backoff_max_seconds == 0 {
+            return Err(ConfigError::new(
+                "email.outbox.backoff_max_seconds",
                 "must be positive",
             ));
         }

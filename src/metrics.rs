@@ -49,3 +49,46 @@ impl Metrics {
         out
     }
 }
+
+/// The outbox as the database has it at scrape time.
+pub struct OutboxGauges {
+    /// Rows per status, every status listed.
+    pub by_status: Vec<(&'static str, u64)>,
+    /// Age of the oldest pending email (reminders left out); 0 when none is pending.
+    pub oldest_pending_seconds: f64,
+}
+
+/// Appends `frontdesk_outbox_messages{status}` and `frontdesk_outbox_oldest_pending_seconds`.
+pub fn render_outbox(out: &mut String, gauges: &OutboxGauges) {
+    out.push_str(
+        "# HELP frontdesk_outbox_messages Outgoing emails in the outbox, by status.\n\
+         # TYPE frontdesk_outbox_messages gauge\n",
+    );
+    for (status, n) in &gauges.by_status {
+        out.push_str(&format!(
+            "frontdesk_outbox_messages{{status=\"{status}\"}} {n}\n"
+        ));
+    }
+    out.push_str(&format!(
+        "# HELP frontdesk_outbox_oldest_pending_seconds Age of the oldest pending email \
+         (reminders waiting for their time left out).\n\
+         # TYPE frontdesk_outbox_oldest_pending_seconds gauge\n\
+         frontdesk_outbox_oldest_pending_seconds {:.3}\n",
+        gauges.oldest_pending_seconds
+    ));
+}
+
+/// Appends `frontdesk_smtp_failures_total{kind}` from this instance's counts.
+pub fn render_smtp_failures(out: &mut String, counts: &[(&str, u64)]) {
+    out.push_str(
+        "# HELP frontdesk_smtp_failures_total Failed SMTP delivery tries on this instance, by \
+         kind (connect, timeout, greeting, tls, auth, connection; refused and rejected are \
+         the server's 4xx and 5xx answers about one message).\n\
+         # TYPE frontdesk_smtp_failures_total counter\n",
+    );
+    for (kind, n) in counts {
+        out.push_str(&format!(
+            "frontdesk_smtp_failures_total{{kind=\"{kind}\"}} {n}\n"
+        ));
+    }
+}

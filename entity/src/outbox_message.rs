@@ -26,7 +26,10 @@ pub struct Model {
     pub appointment_id: Option<Uuid>,
     /// pending | sent | dead | void
     pub status: String,
-    /// Attempts started (counted when a worker claims the row).
+    /// Tries the mail server refused (a 4xx or 5xx answer to MAIL, RCPT or DATA), plus
+    /// claims that ended without any recorded outcome (a worker died): these count toward
+    /// `email.outbox.max_attempts`. Failing to reach, encrypt to or log in to the server
+    /// does not.
     pub attempts: i32,
     /// When the row is next due; for a reminder, the earliest time it may be sent.
     pub next_attempt_at: DateTimeUtc,
@@ -36,6 +39,8 @@ pub struct Model {
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,
     pub sent_at: Option<DateTimeUtc>,
+    /// Failed tries in a row, whatever the cause: the backoff grows with them.
+    pub failures: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

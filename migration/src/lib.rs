@@ -15,6 +15,7 @@ mod m20261126_000010_create_outbox;
 mod m20261126_000011_create_enquiries;
 mod m20261126_000012_create_enquiry_notes;
 mod m20261126_000013_add_practitioner_feed_token;
+mod m20261202_000001_add_outbox_failures;
 mod m20261202_000101_create_app_secrets;
 mod m20261202_000102_drop_staff_lockout_columns;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000011_create_enquiries::Migration),
             Box::new(m20261126_000012_create_enquiry_notes::Migration),
             Box::new(m20261126_000013_add_practitioner_feed_token::Migration),
+            Box::new(m20261202_000001_add_outbox_failures::Migration),
             Box::new(m20261202_000101_create_app_secrets::Migration),
             Box::new(m20261202_000102_drop_staff_lockout_columns::Migration),
         ]

@@ -2,7 +2,9 @@
 //! transaction (`outbox`), rendered from template files (`render`) with calendar invitations
 //! (`ical`), and delivered later by the worker (`worker`) through SMTP or files (`transport`).
 
+pub mod backoff;
 mod compose;
+pub mod health;
 pub mod ical;
 pub mod outbox;
 pub mod render;
@@ -22,6 +24,7 @@ use uuid::Uuid;
 use crate::config::Settings;
 
 pub use compose::local_when;
+pub use health::{DeliveryHealth, FailureKind};
 pub use outbox::OutgoingEmail;
 pub use render::{Rendered, Templates};
 pub use transport::{Mailer, SendError};

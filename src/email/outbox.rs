@@ -1,12 +1,18 @@
 //! The outbox table: writing rows inside the caller's transaction, claiming due rows with a
 //! lease (PostgreSQL `FOR UPDATE SKIP LOCKED`, SQLite one `BEGIN IMMEDIATE` statement), and
 //! recording the outcome. No transaction or row lock is held while a message is being sent:
-//! the lease alone keeps other workers off a row, and when it expires (a crash mid-send) the
-//! row is claimable again.
+//! the lease alone keeps other workers off a row (the worker extends it while it still has
+//! rows to process), and when it expires (a crash mid-send) the row is claimable again.
+//!
+//! Only what the mail server says about a message counts toward `max_attempts`; a server
+//! that cannot be reached, encrypted to or logged in to makes messages wait, backing off up
+//! to `backoff_max_seconds`, for as long as it lasts. Emails about one booking to one
+//! recipient go out in the order they were written: a row waits while an older one of the
+//! same booking and recipient is pending.
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, Utc};
 use entity::outbox_message::{self, Column};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
@@ -17,7 +23,7 @@ use uuid::Uuid;
 
 use crate::{config::OutboxSettings, store};
 
-use super::EmailKind;
+use super::{EmailKind, FailureKind, backoff::backoff};
 
 pub const PENDING: &str = "pending";
 pub const SENT: &str = "sent";
@@ -67,6 +73,7 @@ pub async fn enqueue(conn: &impl ConnectionTrait, email: &OutgoingEmail) -> Resu
         last_error: Set(None),
         created_at: Set(Utc::now()),
         sent_at: Set(None),
+        failures: Set(0),
     }
     .insert(conn)
     .await?;
@@ -92,8 +99,18 @@ pub async fn void_reminders(
     Ok(result.rows_affected)
 }
 
+/// A lease end as the database keeps it (PostgreSQL stores microseconds), so that the value
+/// read back compares equal to the one written.
+pub fn lease_instant(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.duration_trunc(chrono::Duration::microseconds(1))
+        .unwrap_or(at)
+}
+
 /// Claims up to `limit` pending rows that are due at `now` and not leased, leasing them until
-/// `now + lease` and counting the attempt; oldest due first. Several workers (instances) may
+/// `now + lease`; oldest due first. A row whose earlier lease ran out without an outcome (its
+/// worker died mid-send, and it may have gone out) has that claim counted as an attempt. A
+/// row waits while an older pending email of the same booking to the same recipient exists
+/// (reminders hold nothing back), so those go out in order. Several workers (instances) may
 /// call this at once: each row goes to one of them.
 pub async fn claim_due(
     db: &DatabaseConnection,
@@ -101,17 +118,28 @@ pub async fn claim_due(
     lease: Duration,
     limit: u64,
 ) -> Result<Vec<outbox_message::Model>, DbErr> {
-    let lease_until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+    let lease_until =
+        lease_instant(now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::days(1)));
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let backend = db.get_database_backend();
+    let in_order = "NOT EXISTS (SELECT 1 FROM outbox_messages o \
+                      WHERE o.appointment_id = m.appointment_id AND o.to_address = m.to_address \
+                        AND o.status = 'pending' AND o.kind <> 'reminder' \
+                        AND (o.created_at < m.created_at \
+                             OR (o.created_at = m.created_at AND o.id < m.id)))";
+    let set = "lease_until = {lease}, \
+               attempts = attempts + CASE WHEN lease_until IS NULL THEN 0 ELSE 1 END";
     let mut rows = match backend {
         DbBackend::Postgres => {
-            let sql = "UPDATE outbox_messages SET lease_until = $1, attempts = attempts + 1 \
-                       WHERE id IN (SELECT id FROM outbox_messages \
-                         WHERE status = 'pending' AND next_attempt_at <= $2 \
-                           AND (lease_until IS NULL OR lease_until < $2) \
-                         ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-                       RETURNING *";
+            let sql = format!(
+                "UPDATE outbox_messages SET {} \
+                 WHERE id IN (SELECT m.id FROM outbox_messages m \
+                   WHERE m.status = 'pending' AND m.next_attempt_at <= $2 \
+                     AND (m.lease_until IS NULL OR m.lease_until < $2) AND {in_order} \
+                   ORDER BY m.next_attempt_at LIMIT $3 FOR UPDATE OF m SKIP LOCKED) \
+                 RETURNING *",
+                set.replace("{lease}", "$1")
+            );
             let stmt = Statement::from_sql_and_values(
                 backend,
                 sql,
@@ -125,12 +153,15 @@ pub async fn claim_due(
         _ => {
             // One UPDATE … RETURNING in a BEGIN IMMEDIATE transaction: SQLite has a single
             // writer, so no other worker can claim the same rows in between.
-            let sql = "UPDATE outbox_messages SET lease_until = ?, attempts = attempts + 1 \
-                       WHERE id IN (SELECT id FROM outbox_messages \
-                         WHERE status = 'pending' AND next_attempt_at <= ? \
-                           AND (lease_until IS NULL OR lease_until < ?) \
-                         ORDER BY next_attempt_at LIMIT ?) \
-                       RETURNING *";
+            let sql = format!(
+                "UPDATE outbox_messages SET {} \
+                 WHERE id IN (SELECT m.id FROM outbox_messages m \
+                   WHERE m.status = 'pending' AND m.next_attempt_at <= ? \
+                     AND (m.lease_until IS NULL OR m.lease_until < ?) AND {in_order} \
+                   ORDER BY m.next_attempt_at LIMIT ?) \
+                 RETURNING *",
+                set.replace("{lease}", "?")
+            );
             let stmt = Statement::from_sql_and_values(
                 backend,
                 sql,
@@ -147,6 +178,28 @@ pub async fn claim_due(
     };
     rows.sort_by_key(|r| (r.next_attempt_at, r.created_at));
     Ok(rows)
+}
+
+/// Extends the lease of the rows among `ids` that are still pending and still held until
+/// `held_until` (by this worker) to `until`; returns the ids it extended. A row missing from
+/// the answer was voided meanwhile, or its lease ran out and another worker took it.
+pub async fn extend_leases(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+    held_until: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<Uuid>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = outbox_message::Entity::update_many()
+        .col_expr(Column::LeaseUntil, Expr::value(Some(lease_instant(until))))
+        .filter(Column::Id.is_in(ids.iter().copied()))
+        .filter(Column::Status.eq(PENDING))
+        .filter(Column::LeaseUntil.eq(held_until))
+        .exec_with_returning(db)
+        .await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
 /// Records a successful delivery.
@@ -170,17 +223,22 @@ pub async fn mark_sent(
     Ok(())
 }
 
-/// Records a failed attempt: `dead` when `permanent` or when the attempts are used up,
-/// otherwise pending again after the backoff. Returns the new status.
+/// Records a failed try of `kind`. A failure of the server (connect, timeout, greeting, TLS,
+/// authentication, a broken connection) does not count: the row stays pending and waits the
+/// backoff, however often that happens. A refusal counts: `dead` once the attempts reach
+/// `max_attempts`; a permanent refusal (or a row that cannot become a message) is `dead` at
+/// once. Returns the new status.
 pub async fn mark_failed(
     db: &impl ConnectionTrait,
     row: &outbox_message::Model,
+    kind: FailureKind,
     error: &str,
-    permanent: bool,
     settings: &OutboxSettings,
     now: DateTime<Utc>,
 ) -> Result<&'static str, DbErr> {
-    let attempts = u32::try_from(row.attempts).unwrap_or(0);
+    let counted = !kind.is_server_level();
+    let attempts = row.attempts.saturating_add(i32::from(counted));
+    let failures = row.failures.saturating_add(1);
     let error: String = error.chars().take(1000).collect();
     let mut update = outbox_message::Entity::update_many()
         .col_expr(
@@ -188,19 +246,82 @@ pub async fn mark_failed(
             Expr::value(Option::<DateTime<Utc>>::None),
         )
         .col_expr(Column::LastError, Expr::value(Some(error)))
+        .col_expr(Column::Attempts, Expr::value(attempts))
+        .col_expr(Column::Failures, Expr::value(failures))
         .filter(Column::Id.eq(row.id))
         .filter(Column::Status.eq(PENDING));
-    let status = if permanent || attempts >= settings.max_attempts {
+    let used_up = u32::try_from(attempts).unwrap_or(0) >= settings.max_attempts;
+    let status = if kind.is_permanent() || (counted && used_up) {
         update = update.col_expr(Column::Status, Expr::value(DEAD));
         DEAD
     } else {
-        let wait = backoff(settings.backoff_base_seconds, attempts);
+        let wait = backoff(
+            settings.backoff_base_seconds,
+            settings.backoff_max_seconds,
+            u32::try_from(failures).unwrap_or(u32::MAX),
+        );
         let next = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
         update = update.col_expr(Column::NextAttemptAt, Expr::value(next));
         PENDING
     };
     update.exec(db).await?;
     Ok(status)
+}
+
+/// Gives up on a row without trying it again (its attempts were used up by claims that never
+/// recorded an outcome).
+pub async fn mark_dead(db: &impl ConnectionTrait, id: Uuid, reason: &str) -> Result<(), DbErr> {
+    outbox_message::Entity::update_many()
+        .col_expr(Column::Status, Expr::value(DEAD))
+        .col_expr(
+            Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(Column::LastError, Expr::value(Some(reason.to_string())))
+        .filter(Column::Id.eq(id))
+        .filter(Column::Status.eq(PENDING))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Voids the pending reminders whose booking has started by `now`: a reminder not sent by
+/// then is of no use. Rows a worker holds are left to it (it checks the same thing).
+pub async fn void_started_reminders(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    use entity::appointment;
+    use sea_orm::sea_query::{ExprTrait, Query};
+    // Correlated, so only the few pending reminders are looked at, not every past booking.
+    let started = Query::select()
+        .expr(Expr::val(1))
+        .from(appointment::Entity)
+        .and_where(
+            Expr::col((appointment::Entity, appointment::Column::Id))
+                .equals((outbox_message::Entity, Column::AppointmentId)),
+        )
+        .and_where(Expr::col((appointment::Entity, appointment::Column::StartsAt)).lte(now))
+        .to_owned();
+    let result = outbox_message::Entity::update_many()
+        .col_expr(Column::Status, Expr::value(VOID))
+        .col_expr(
+            Column::LastError,
+            Expr::value(Some(
+                "the booking started before the reminder could be sent",
+            )),
+        )
+        .filter(Column::Kind.eq(EmailKind::Reminder.as_str()))
+        .filter(Column::Status.eq(PENDING))
+        .filter(
+            sea_orm::Condition::any()
+                .add(Column::LeaseUntil.is_null())
+                .add(Column::LeaseUntil.lt(now)),
+        )
+        .filter(Expr::exists(started))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
 }
 
 /// Records that a row will not be sent (a reminder whose booking was cancelled or is past).
@@ -218,39 +339,6 @@ pub async fn mark_void(db: &impl ConnectionTrait, id: Uuid, reason: &str) -> Res
     Ok(())
 }
 
-/// Gives a claimed row back without counting the attempt (the worker ran out of lease time
-/// before reaching it).
-pub async fn release(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
-    // Scoped: `ExprTrait` also has `min`/`max`, which would shadow `Ord`'s elsewhere.
-    use sea_orm::sea_query::ExprTrait;
-    outbox_message::Entity::update_many()
-        .col_expr(
-            Column::LeaseUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(Column::Attempts, Expr::col(Column::Attempts).sub(1))
-        .filter(Column::Id.eq(id))
-        .filter(Column::Status.eq(PENDING))
-        .filter(Column::Attempts.gt(0))
-        .exec(db)
-        .await?;
-    Ok(())
-}
-
-/// How long to wait after the `attempt`-th failed attempt: base·2^(attempt−1), ±20 % jitter
-/// so that messages that failed together do not retry together, at most one hour.
-pub fn backoff(base_seconds: u64, attempt: u32) -> Duration {
-    backoff_with_jitter(base_seconds, attempt, rand::random_range(0.8..=1.2))
-}
-
-/// `backoff` with the jitter factor given.
-pub fn backoff_with_jitter(base_seconds: u64, attempt: u32, factor: f64) -> Duration {
-    const CAP_SECONDS: f64 = 3600.0;
-    let exponent = attempt.saturating_sub(1).min(32);
-    let seconds = (base_seconds as f64) * 2f64.powi(exponent as i32) * factor;
-    Duration::from_secs_f64(seconds.clamp(0.0, CAP_SECONDS))
-}
-
 /// What a staff retry did.
 pub enum RetryOutcome {
     Retried(Box<outbox_message::Model>),
@@ -264,14 +352,7 @@ pub async fn retry(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<RetryOutcome, DbErr> {
-    let updated = outbox_message::Entity::update_many()
-        .col_expr(Column::Status, Expr::value(PENDING))
-        .col_expr(Column::Attempts, Expr::value(0))
-        .col_expr(Column::NextAttemptAt, Expr::value(now))
-        .col_expr(
-            Column::LeaseUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
+    let updated = requeue(now)
         .filter(Column::Id.eq(id))
         .filter(Column::Status.eq(DEAD))
         .exec(conn)
@@ -282,6 +363,52 @@ pub async fn retry(
         Some(row) if updated.rows_affected == 1 => RetryOutcome::Retried(Box::new(row)),
         Some(row) => RetryOutcome::NotRetryable(row.status),
     })
+}
+
+/// Puts every dead row back in the queue with its attempts reset; returns how many.
+pub async fn retry_dead(conn: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64, DbErr> {
+    Ok(requeue(now)
+        .filter(Column::Status.eq(DEAD))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}
+
+/// Pending, due at `now`, with a fresh count of attempts and failures.
+fn requeue(now: DateTime<Utc>) -> sea_orm::UpdateMany<outbox_message::Entity> {
+    outbox_message::Entity::update_many()
+        .col_expr(Column::Status, Expr::value(PENDING))
+        .col_expr(Column::Attempts, Expr::value(0))
+        .col_expr(Column::Failures, Expr::value(0))
+        .col_expr(Column::NextAttemptAt, Expr::value(now))
+        .col_expr(
+            Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+}
+
+/// How many rows are in each status (statuses without rows are left out).
+pub async fn count_by_status(conn: &impl ConnectionTrait) -> Result<Vec<(String, i64)>, DbErr> {
+    outbox_message::Entity::find()
+        .select_only()
+        .column(Column::Status)
+        .column_as(Column::Id.count(), "n")
+        .group_by(Column::Status)
+        .into_tuple()
+        .all(conn)
+        .await
+}
+
+/// When the oldest pending email was queued, reminders left out (a reminder is queued when
+/// its booking is made and waits for its time on purpose).
+pub async fn oldest_pending(conn: &impl ConnectionTrait) -> Result<Option<DateTime<Utc>>, DbErr> {
+    let oldest = outbox_message::Entity::find()
+        .filter(Column::Status.eq(PENDING))
+        .filter(Column::Kind.ne(EmailKind::Reminder.as_str()))
+        .order_by_asc(Column::CreatedAt)
+        .one(conn)
+        .await?;
+    Ok(oldest.map(|row| row.created_at))
 }
 
 /// Newest first, one page, optionally only one status.
@@ -318,27 +445,4 @@ pub async fn purge_delivered(
         .exec(conn)
         .await?
         .rows_affected)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_from_the_base_and_stops_at_an_hour() {
-        let secs = |n| backoff_with_jitter(30, n, 1.0).as_secs();
-        assert_eq!([secs(1), secs(2), secs(3), secs(4)], [30, 60, 120, 240]);
-        assert_eq!(secs(8), 3600);
-        assert_eq!(secs(u32::MAX), 3600);
-        assert_eq!(backoff_with_jitter(30, 1, 0.8).as_secs(), 24);
-        assert_eq!(backoff_with_jitter(30, 1, 1.2).as_secs(), 36);
-    }
-
-    #[test]
-    fn jitter_stays_within_twenty_percent() {
-        for _ in 0..1000 {
-            let wait = backoff(100, 2).as_secs_f64();
-            assert!((160.0..=240.0).contains(&wait), "{wait}");
-        }
-    }
 }

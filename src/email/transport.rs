@@ -10,29 +10,41 @@ use lettre::{
 
 use crate::config::{EmailSettings, EmailTransportKind};
 
-use super::{render::one_line, smtp::SmtpMailer};
+use super::{
+    health::{DeliveryHealth, FailureKind},
+    render::one_line,
+    smtp::SmtpMailer,
+};
 
-/// Why a delivery failed, and whether trying again could help.
+/// Why a delivery failed: its kind decides whether it counts and whether retrying can help.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct SendError {
-    /// A 5xx answer or a row that cannot become a message: retrying will not help.
-    pub permanent: bool,
+    pub kind: FailureKind,
     pub message: String,
 }
 
 impl SendError {
-    fn permanent(message: impl Into<String>) -> Self {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
         Self {
-            permanent: true,
+            kind,
             message: message.into(),
         }
+    }
+
+    fn permanent(message: impl Into<String>) -> Self {
+        Self::new(FailureKind::Unbuildable, message)
+    }
+
+    /// A 5xx answer or a row that cannot become a message: retrying will not help.
+    pub fn is_permanent(&self) -> bool {
+        self.kind.is_permanent()
     }
 }
 
 /// The configured way out: SMTP in production, `.eml` files for local runs.
 pub enum Mailer {
-    Smtp(SmtpMailer),
+    Smtp(Box<SmtpMailer>),
     File(AsyncFileTransport<Tokio1Executor>),
 }
 
@@ -41,6 +53,10 @@ impl Mailer {
     pub fn from_settings(email: &EmailSettings) -> Result<Mailer, String> {
         match email.transport {
             EmailTransportKind::File => {
+                // Checked even when unused, so a bad value does not wait for a switch to SMTP.
+                if let Some(path) = &email.smtp.ca_file {
+                    super::smtp::load_ca_file(path)?;
+                }
                 std::fs::create_dir_all(&email.file_dir).map_err(|e| {
                     format!(
                         "email.file_dir: cannot create {}: {e}",
@@ -49,7 +65,18 @@ impl Mailer {
                 })?;
                 Ok(Mailer::File(AsyncFileTransport::new(&email.file_dir)))
             }
-            EmailTransportKind::Smtp => SmtpMailer::new(&email.smtp).map(Mailer::Smtp),
+            EmailTransportKind::Smtp => {
+                SmtpMailer::new(&email.smtp).map(|m| Mailer::Smtp(Box::new(m)))
+            }
+        }
+    }
+
+    /// What this instance has seen of the mail server; `None` for the file transport, which
+    /// has no server to be out of reach.
+    pub fn health(&self) -> Option<&DeliveryHealth> {
+        match self {
+            Mailer::Smtp(smtp) => Some(smtp.health()),
+            Mailer::File(_) => None,
         }
     }
 
@@ -70,10 +97,11 @@ impl Mailer {
         let message = build_message(row, email)?;
         match self {
             Mailer::Smtp(smtp) => smtp.send(message.envelope(), &message.formatted()).await,
-            Mailer::File(file) => file.send(message).await.map(|_| ()).map_err(|e| SendError {
-                permanent: false,
-                message: e.to_string(),
-            }),
+            Mailer::File(file) => file
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| SendError::new(FailureKind::File, e.to_string())),
         }
     }
 }

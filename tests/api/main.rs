@@ -11,6 +11,8 @@ mod calendar;
 mod catalogue;
 mod configuration;
 mod email;
+mod email_outage;
+mod email_tls;
 mod enquiries;
 mod erasure;
 mod feeds;

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
-use entity::service;
 use poem_openapi::{Object, OpenApi, param::Query};
 use serde::Serialize;
 use uuid::Uuid;

@@ -1,5 +1,5 @@
-//! Staff view of outgoing email: what is waiting, sent, dead or void, and retrying dead ones
-//! (admin and reception).
+//! Staff view of outgoing email: what is waiting, sent, dead or void, and retrying dead ones,
+//! one or all at once (admin and reception).
 
 use std::sync::Arc;
 
@@ -75,11 +75,12 @@ pub struct OutboxItem {
     pub to: String,
     pub subject: String,
     pub status: OutboxStatus,
-    /// Delivery attempts started so far.
+    /// Attempts the mail server refused (plus claims that ended without an outcome); these
+    /// count toward `email.outbox.max_attempts`. Tries that could not reach the server do not.
     pub attempts: i32,
     /// When the next attempt is due (for a reminder: when it will be sent).
     pub next_attempt_at: DateTime<Utc>,
-    /// The mail server's answer to the last failed attempt.
+    /// Why the last try failed: the mail server's answer, or why it could not be reached.
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
@@ -87,6 +88,13 @@ pub struct OutboxItem {
     pub message_id: String,
     /// The booking the email is about, if any.
     pub appointment_id: Option<Uuid>,
+}
+
+/// What a bulk retry did.
+#[derive(Debug, Object)]
+pub struct RetriedCount {
+    /// How many dead emails were put back in the queue.
+    pub retried: u64,
 }
 
 impl From<outbox_message::Model> for OutboxItem {
@@ -132,6 +140,36 @@ impl StaffOutboxApi {
             items.into_iter().map(OutboxItem::from).collect(),
             total,
         )))
+    }
+
+    /// Puts every dead email back in the queue with its attempts reset (admin, reception),
+    /// e.g. after the mail server or its settings were mended. `status` must be `dead`.
+    #[oai(path = "/outbox/retry", method = "post")]
+    async fn retry_all(
+        &self,
+        auth: StaffAuth,
+        status: Query<OutboxStatus>,
+    ) -> ApiResult<Json<RetriedCount>> {
+        auth.0.require(&[Role::Admin, Role::Reception])?;
+        if status.0 != OutboxStatus::Dead {
+            return Err(ApiError::field(
+                "status",
+                "only dead emails can be retried; use status=dead",
+            ));
+        }
+        let txn = store::begin_write(&self.state.db).await?;
+        let retried = outbox::retry_dead(&txn, Utc::now()).await?;
+        store::audit::record(
+            &txn,
+            Some(auth.0.id),
+            "retry_all",
+            "outbox_message",
+            None,
+            serde_json::json!({ "status": "dead", "retried": retried }),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(Json(RetriedCount { retried }))
     }
 
     /// Puts a dead email back in the queue with its attempts reset (admin, reception).
