@@ -23,6 +23,7 @@ use crate::{
     http::api::availability::rules_for,
     state::AppState,
     store,
+    webhooks::{self, EventType},
 };
 
 /// A validated online booking request.
@@ -368,6 +369,7 @@ async fn book_once(
         now,
     )
     .await?;
+    webhooks::emit_booking(&txn, now, EventType::BookingCreated, &appointment).await?;
     let practitioner = store::catalogue::find_practitioner(&txn, practitioner_id)
         .await?
         .ok_or(DbErr::RecordNotFound("practitioner".into()))?;
@@ -533,6 +535,7 @@ pub async fn cancel(
     appt.sequence += 1;
     appt.updated_at = now;
     let appt = store::bookings::update(&txn, appt).await?;
+    webhooks::emit_booking(&txn, now, EventType::BookingCancelled, &appt).await?;
     store::bookings::record_event(
         &txn,
         appt.id,
@@ -642,6 +645,7 @@ pub async fn reschedule(
     let appt = store::bookings::update(&txn, appt)
         .await
         .map_err(write_error)?;
+    webhooks::emit_booking(&txn, now, EventType::BookingRescheduled, &appt).await?;
     store::bookings::record_event(
         &txn,
         appt.id,
@@ -820,6 +824,7 @@ pub async fn book_by_staff(
         now,
     )
     .await?;
+    webhooks::emit_booking(&txn, now, EventType::BookingCreated, &appointment).await?;
     audit_staff(
         &txn,
         actor,
@@ -870,6 +875,7 @@ pub async fn record_attendance(
         appt.status = next.as_str().to_string();
         appt.updated_at = now;
         appt = store::bookings::update(&txn, appt).await?;
+        webhooks::emit_booking(&txn, now, EventType::BookingAttendance, &appt).await?;
         store::bookings::record_event(
             &txn,
             appt.id,

@@ -1,6 +1,7 @@
 //! Keeping personal data no longer than needed: closed and spam enquiries past their
 //! retention period, sent emails after `email.outbox.retention_days`, and expired
-//! idempotency keys (which hold copies of responses).
+//! idempotency keys (which hold copies of responses), and webhook deliveries after
+//! `webhooks.retention_days`.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -30,7 +31,15 @@ pub async fn purge(state: &AppState, now: DateTime<Utc>) -> Result<Purged, sea_o
         now - Duration::days(i64::from(state.settings.email.outbox.retention_days)),
     )
     .await?;
+    let webhook_deliveries = crate::webhooks::deliveries::purge(
+        &txn,
+        now - Duration::days(i64::from(state.settings.webhooks.retention_days)),
+    )
+    .await?;
     txn.commit().await?;
+    if webhook_deliveries > 0 {
+        tracing::info!(webhook_deliveries, "purged webhook deliveries past their retention");
+    }
     if enquiries > 0 {
         tracing::info!(enquiries, "purged enquiries past their retention period");
     }

@@ -15,6 +15,8 @@ mod m20261126_000010_create_outbox;
 mod m20261126_000011_create_enquiries;
 mod m20261126_000012_create_enquiry_notes;
 mod m20261126_000013_add_practitioner_feed_token;
+mod m20261202_000701_create_webhook_endpoints;
+mod m20261202_000702_create_webhook_deliveries;
 
 pub struct Migrator;
 
@@ -35,6 +37,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000011_create_enquiries::Migration),
             Box::new(m20261126_000012_create_enquiry_notes::Migration),
             Box::new(m20261126_000013_add_practitioner_feed_token::Migration),
+            Box::new(m20261202_000701_create_webhook_endpoints::Migration),
+            Box::new(m20261202_000702_create_webhook_deliveries::Migration),
         ]
     }
 }

@@ -243,6 +243,7 @@ impl EnquiriesApi {
         )
         .await?;
         if !is_spam {
+            crate::webhooks::emit_enquiry(&txn, now, &row).await?;
             let enquirer = Recipient::new(row.email.clone(), row.name.clone());
             let vars: Vec<(&str, &str)> = vec![
                 ("reference", &row.reference),
