@@ -18,3 +18,4 @@ mod schedule;
 mod smtp;
 mod staff_bookings;
 mod staff_catalogue;
+mod webhooks;
