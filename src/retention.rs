@@ -38,7 +38,10 @@ pub async fn purge(state: &AppState, now: DateTime<Utc>) -> Result<Purged, sea_o
     .await?;
     txn.commit().await?;
     if webhook_deliveries > 0 {
-        tracing::info!(webhook_deliveries, "purged webhook deliveries past their retention");
+        tracing::info!(
+            webhook_deliveries,
+            "purged webhook deliveries past their retention"
+        );
     }
     if enquiries > 0 {
         tracing::info!(enquiries, "purged enquiries past their retention period");

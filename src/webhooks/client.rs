@@ -41,7 +41,12 @@ pub struct Outcome {
 }
 
 /// Posts `msg` to `url`, within `timeout` from the first connect to the response head.
-pub async fn post(url: &str, msg: &Outgoing<'_>, timeout: Duration, allow_private: bool) -> Outcome {
+pub async fn post(
+    url: &str,
+    msg: &Outgoing<'_>,
+    timeout: Duration,
+    allow_private: bool,
+) -> Outcome {
     let started = Instant::now();
     let result = tokio::time::timeout(timeout, attempt(url, msg, allow_private)).await;
     let duration = started.elapsed();
@@ -113,7 +118,10 @@ where
     let request = Request::post(target.path.as_str())
         .header(header::HOST, host)
         .header(header::CONTENT_TYPE, "application/json")
-        .header(header::USER_AGENT, concat!("Frontdesk-Webhooks/", env!("CARGO_PKG_VERSION")))
+        .header(
+            header::USER_AGENT,
+            concat!("Frontdesk-Webhooks/", env!("CARGO_PKG_VERSION")),
+        )
         .header("webhook-id", msg.webhook_id)
         .header("webhook-timestamp", msg.timestamp.to_string())
         .header("webhook-signature", msg.signature)

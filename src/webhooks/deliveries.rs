@@ -130,7 +130,10 @@ fn recorded(
         )
         .col_expr(Column::LastError, Expr::value(error))
         .col_expr(Column::LastAttemptAt, Expr::value(Some(attempt.at)))
-        .col_expr(Column::LastDurationMs, Expr::value(Some(attempt.duration_ms)))
+        .col_expr(
+            Column::LastDurationMs,
+            Expr::value(Some(attempt.duration_ms)),
+        )
 }
 
 /// Records a 2xx answer.

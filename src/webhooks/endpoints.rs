@@ -29,9 +29,10 @@ fn events_json(events: &[EventType]) -> String {
 /// The secrets that sign at `now`: the current one, and the previous one during a rotation.
 pub fn signing_secrets(endpoint: &webhook_endpoint::Model, now: DateTime<Utc>) -> Vec<&str> {
     let mut secrets = vec![endpoint.secret.as_str()];
-    if let (Some(previous), Some(until)) =
-        (&endpoint.previous_secret, endpoint.previous_secret_expires_at)
-        && until > now
+    if let (Some(previous), Some(until)) = (
+        &endpoint.previous_secret,
+        endpoint.previous_secret_expires_at,
+    ) && until > now
     {
         secrets.push(previous.as_str());
     }
@@ -167,7 +168,10 @@ pub async fn disable(
 ) -> Result<(), DbErr> {
     webhook_endpoint::Entity::update_many()
         .col_expr(Column::Active, Expr::value(false))
-        .col_expr(Column::DisabledReason, Expr::value(Some(reason.to_string())))
+        .col_expr(
+            Column::DisabledReason,
+            Expr::value(Some(reason.to_string())),
+        )
         .col_expr(Column::UpdatedAt, Expr::value(now))
         .filter(Column::Id.eq(id))
         .exec(conn)
@@ -181,6 +185,8 @@ pub async fn delete(conn: &impl ConnectionTrait, id: Uuid) -> Result<bool, DbErr
         .filter(entity::webhook_delivery::Column::EndpointId.eq(id))
         .exec(conn)
         .await?;
-    let deleted = webhook_endpoint::Entity::delete_by_id(id).exec(conn).await?;
+    let deleted = webhook_endpoint::Entity::delete_by_id(id)
+        .exec(conn)
+        .await?;
     Ok(deleted.rows_affected == 1)
 }

@@ -38,7 +38,9 @@ pub fn parse(raw: &str, allow_private: bool) -> Result<Target, TargetError> {
         _ => return Err(TargetError::Invalid("must be an http or https URL")),
     };
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(TargetError::Invalid("must not carry a user name or password"));
+        return Err(TargetError::Invalid(
+            "must not carry a user name or password",
+        ));
     }
     if url.fragment().is_some() {
         return Err(TargetError::Invalid("must not have a fragment"));
@@ -182,17 +184,35 @@ mod tests {
 
     #[test]
     fn urls_are_checked_for_form_scheme_and_literal_addresses() {
-        assert!(matches!(parse("not a url", false), Err(TargetError::Invalid(_))));
-        assert!(matches!(parse("ftp://example.com/", false), Err(TargetError::Invalid(_))));
+        assert!(matches!(
+            parse("not a url", false),
+            Err(TargetError::Invalid(_))
+        ));
+        assert!(matches!(
+            parse("ftp://example.com/", false),
+            Err(TargetError::Invalid(_))
+        ));
         assert!(matches!(
             parse("https://user:pw@example.com/", false),
             Err(TargetError::Invalid(_))
         ));
-        assert!(matches!(parse("http://example.com/", false), Err(TargetError::Refused(_))));
-        assert!(matches!(parse("https://10.0.0.8/hook", false), Err(TargetError::Refused(_))));
-        assert!(matches!(parse("https://[::1]/hook", false), Err(TargetError::Refused(_))));
+        assert!(matches!(
+            parse("http://example.com/", false),
+            Err(TargetError::Refused(_))
+        ));
+        assert!(matches!(
+            parse("https://10.0.0.8/hook", false),
+            Err(TargetError::Refused(_))
+        ));
+        assert!(matches!(
+            parse("https://[::1]/hook", false),
+            Err(TargetError::Refused(_))
+        ));
         let t = parse("https://hooks.example.com/in?x=1", false).expect("public https");
-        assert_eq!((t.https, t.host.as_str(), t.port, t.path.as_str()), (true, "hooks.example.com", 443, "/in?x=1"));
+        assert_eq!(
+            (t.https, t.host.as_str(), t.port, t.path.as_str()),
+            (true, "hooks.example.com", 443, "/in?x=1")
+        );
         let t = parse("http://127.0.0.1:9000", true).expect("allowed when private targets are");
         assert_eq!((t.https, t.port, t.path.as_str()), (false, 9000, "/"));
     }

@@ -120,8 +120,14 @@ async fn deliver(
         }
         Some(410) => {
             endpoints::disable(&state.db, endpoint.id, GONE_REASON, attempt.at).await?;
-            deliveries::mark_failed(&state.db, row, &attempt, &settings.retry_schedule_seconds, true)
-                .await?;
+            deliveries::mark_failed(
+                &state.db,
+                row,
+                &attempt,
+                &settings.retry_schedule_seconds,
+                true,
+            )
+            .await?;
             tracing::warn!(endpoint = %endpoint.id, host, "webhook endpoint answered 410; disabled");
         }
         _ => {

@@ -413,7 +413,10 @@ async fn webhooks(app: &TestApp, admin: &str) -> (String, String, String) {
         .await;
     assert_eq!(enquiry.status, 202, "{}", enquiry.body);
     let log = app
-        .get_as(admin, &format!("/api/v1/staff/webhooks/{}/deliveries", ids[0]))
+        .get_as(
+            admin,
+            &format!("/api/v1/staff/webhooks/{}/deliveries", ids[0]),
+        )
         .await;
     let delivery = log.body["items"][0]["id"]
         .as_str()

@@ -67,8 +67,14 @@ fn the_independent_hmac_matches_the_standard_webhooks_example() {
         body: r#"{"test": 2432232314}"#.into(),
         content_type: String::new(),
     };
-    assert!(signed_by("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", &request));
-    assert!(!signed_by("whsec_AAAA9r8GKYqrTwjUPD8ILPZIo2LaLaSw", &request));
+    assert!(signed_by(
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        &request
+    ));
+    assert!(!signed_by(
+        "whsec_AAAA9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        &request
+    ));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -125,16 +131,22 @@ impl Receiver {
             .port();
         let shared = script.clone();
         let app = Route::new()
-            .at("/hook", post(poem::endpoint::make(move |req: Request| {
-                let script = shared.clone();
-                async move { answer(script, req).await }
-            })))
-            .at("/moved", post(poem::endpoint::make_sync(|_| {
-                Response::builder()
-                    .status(StatusCode::FOUND)
-                    .header("location", "/hook")
-                    .finish()
-            })))
+            .at(
+                "/hook",
+                post(poem::endpoint::make(move |req: Request| {
+                    let script = shared.clone();
+                    async move { answer(script, req).await }
+                })),
+            )
+            .at(
+                "/moved",
+                post(poem::endpoint::make_sync(|_| {
+                    Response::builder()
+                        .status(StatusCode::FOUND)
+                        .header("location", "/hook")
+                        .finish()
+                })),
+            )
             .map_to_response();
         let server = tokio::spawn(async move {
             let _ = Server::new_with_acceptor(acceptor).run(app).await;
@@ -225,7 +237,13 @@ async fn register(app: &TestApp, admin: &str, url: &str, events: &[&str]) -> (St
     )
 }
 
-async fn staff_booking(app: &TestApp, admin: &str, practitioner: &str, service: &str, hour: u32) -> Value {
+async fn staff_booking(
+    app: &TestApp,
+    admin: &str,
+    practitioner: &str,
+    service: &str,
+    hour: u32,
+) -> Value {
     let reply = app
         .post_as(
             admin,
@@ -241,12 +259,17 @@ async fn staff_booking(app: &TestApp, admin: &str, practitioner: &str, service: 
 }
 
 async fn step(state: &AppState, now: DateTime<Utc>) -> usize {
-    webhooks::worker::run_once(state, now).await.expect("worker step")
+    webhooks::worker::run_once(state, now)
+        .await
+        .expect("worker step")
 }
 
 async fn deliveries(app: &TestApp, admin: &str, endpoint: &str) -> Vec<Value> {
     let reply = app
-        .get_as(admin, &format!("/api/v1/staff/webhooks/{endpoint}/deliveries"))
+        .get_as(
+            admin,
+            &format!("/api/v1/staff/webhooks/{endpoint}/deliveries"),
+        )
         .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     reply.body["items"].as_array().expect("items").clone()
@@ -304,7 +327,11 @@ async fn a_500_is_retried_with_the_same_webhook_id_and_delivered_once() {
     assert!(data["start"].is_string() && data["end"].is_string());
     assert!(data["series_id"].is_null());
     for personal in ["Pat Webhook", "pat.webhook@example.com", "07700"] {
-        assert!(!got[0].body.contains(personal), "{personal} in {}", got[0].body);
+        assert!(
+            !got[0].body.contains(personal),
+            "{personal} in {}",
+            got[0].body
+        );
     }
     let log = deliveries(&app, &admin, &endpoint).await;
     assert_eq!(log[0]["status"], "delivered");
@@ -329,7 +356,11 @@ async fn a_410_disables_the_endpoint_and_fails_the_delivery() {
         .get_as(&admin, &format!("/api/v1/staff/webhooks/{endpoint}"))
         .await;
     assert_eq!(shown.body["active"], false, "{}", shown.body);
-    assert!(shown.body["disabled_reason"].as_str().is_some_and(|r| r.contains("410")));
+    assert!(
+        shown.body["disabled_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("410"))
+    );
     let log = deliveries(&app, &admin, &endpoint).await;
     assert_eq!(log[0]["status"], "failed");
     assert_eq!(log[0]["last_status_code"], 410);
@@ -340,7 +371,11 @@ async fn a_410_disables_the_endpoint_and_fails_the_delivery() {
     assert_eq!(deliveries(&app, &admin, &endpoint).await.len(), 1);
     // An admin turns it on again: the reason is cleared and events flow.
     let on = app
-        .patch_as(&admin, &format!("/api/v1/staff/webhooks/{endpoint}"), json!({ "active": true }))
+        .patch_as(
+            &admin,
+            &format!("/api/v1/staff/webhooks/{endpoint}"),
+            json!({ "active": true }),
+        )
         .await;
     assert_eq!(on.status, 200, "{}", on.body);
     assert!(on.body["disabled_reason"].is_null());
@@ -380,7 +415,11 @@ async fn a_receiver_that_is_down_for_a_while_loses_nothing() {
     let booking = staff_booking(&app, &admin, &practitioner, &service, 11).await;
     let id = booking["booking"]["id"].as_str().expect("id");
     let cancel = app
-        .post_as(&admin, &format!("/api/v1/staff/bookings/{id}/cancel"), json!({ "reason": "other" }))
+        .post_as(
+            &admin,
+            &format!("/api/v1/staff/bookings/{id}/cancel"),
+            json!({ "reason": "other" }),
+        )
         .await;
     assert_eq!(cancel.status, 200, "{}", cancel.body);
 
@@ -396,7 +435,12 @@ async fn a_receiver_that_is_down_for_a_while_loses_nothing() {
         assert_eq!(d["status"], "pending");
         assert_eq!(d["attempts"], 3);
         assert!(d["last_status_code"].is_null());
-        assert!(d["last_error"].as_str().is_some_and(|e| e.contains("connect")), "{d}");
+        assert!(
+            d["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("connect")),
+            "{d}"
+        );
     }
     // Back up: the next attempt (30 min later) delivers both, in order.
     let back = Receiver::start_on(port, Arc::default()).await;
@@ -405,14 +449,22 @@ async fn a_receiver_that_is_down_for_a_while_loses_nothing() {
     let got = back.received();
     let mut types: Vec<_> = got.iter().map(|r| r.json()["type"].clone()).collect();
     types.sort_by_key(|t| t.to_string());
-    assert_eq!(types, [json!("booking.cancelled"), json!("booking.created")]);
+    assert_eq!(
+        types,
+        [json!("booking.cancelled"), json!("booking.created")]
+    );
     assert!(got.iter().all(|r| signed_by(&secret, r)));
     let cancelled = got
         .iter()
         .find(|r| r.json()["type"] == "booking.cancelled")
         .expect("cancelled event");
     assert_eq!(cancelled.json()["data"]["status"], "cancelled");
-    assert!(deliveries(&app, &admin, &endpoint).await.iter().all(|d| d["status"] == "delivered"));
+    assert!(
+        deliveries(&app, &admin, &endpoint)
+            .await
+            .iter()
+            .all(|d| d["status"] == "delivered")
+    );
 }
 
 #[tokio::test]
@@ -443,7 +495,10 @@ async fn a_redirect_is_not_followed() {
     let (endpoint, _) = register(&app, &admin, &moved, &["enquiry.received"]).await;
     enquiry(&app, "redirect").await;
     assert_eq!(step(&app.state, Utc::now()).await, 1);
-    assert!(receiver.received().is_empty(), "the Location was not visited");
+    assert!(
+        receiver.received().is_empty(),
+        "the Location was not visited"
+    );
     let log = deliveries(&app, &admin, &endpoint).await;
     assert_eq!(log[0]["status"], "pending");
     assert_eq!(log[0]["last_status_code"], 302);
@@ -454,7 +509,9 @@ async fn an_https_target_is_spoken_to_over_tls() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     // A plain TCP listener that records the first bytes it is sent.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let first = tokio::spawn(async move {
         use tokio::io::AsyncReadExt;
@@ -474,7 +531,13 @@ async fn an_https_target_is_spoken_to_over_tls() {
     assert_eq!(bytes[0], 0x16, "a TLS handshake record, not plain HTTP");
     let log = deliveries(&app, &admin, &endpoint).await;
     assert_eq!(log[0]["status"], "pending");
-    assert!(log[0]["last_error"].as_str().is_some_and(|e| e.contains("TLS")), "{}", log[0]);
+    assert!(
+        log[0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("TLS")),
+        "{}",
+        log[0]
+    );
 }
 
 #[tokio::test]
@@ -484,7 +547,11 @@ async fn after_a_rotation_both_secrets_sign_for_a_day() {
     let receiver = Receiver::start().await;
     let (endpoint, old) = register(&app, &admin, &receiver.url(), &["enquiry.received"]).await;
     let rotated = app
-        .post_as(&admin, &format!("/api/v1/staff/webhooks/{endpoint}/rotate-secret"), json!({}))
+        .post_as(
+            &admin,
+            &format!("/api/v1/staff/webhooks/{endpoint}/rotate-secret"),
+            json!({}),
+        )
         .await;
     assert_eq!(rotated.status, 200, "{}", rotated.body);
     let new = rotated.body["secret"].as_str().expect("secret").to_string();
@@ -493,7 +560,12 @@ async fn after_a_rotation_both_secrets_sign_for_a_day() {
     let now = Utc::now();
     assert_eq!(step(&app.state, now).await, 1);
     let during = &receiver.received()[0];
-    assert_eq!(during.signature.split(' ').count(), 2, "{}", during.signature);
+    assert_eq!(
+        during.signature.split(' ').count(),
+        2,
+        "{}",
+        during.signature
+    );
     assert!(signed_by(&old, during) && signed_by(&new, during));
     // A day later only the new secret signs.
     enquiry(&app, "after").await;
@@ -517,7 +589,10 @@ async fn a_replay_sends_the_same_event_with_the_same_webhook_id() {
     let replay = app
         .post_as(
             &admin,
-            &format!("/api/v1/staff/webhook-deliveries/{}/replay", delivery["id"].as_str().expect("id")),
+            &format!(
+                "/api/v1/staff/webhook-deliveries/{}/replay",
+                delivery["id"].as_str().expect("id")
+            ),
             json!({}),
         )
         .await;
@@ -530,7 +605,14 @@ async fn a_replay_sends_the_same_event_with_the_same_webhook_id() {
     assert_eq!(got[0].body, got[1].body);
     assert!(signed_by(&secret, &got[1]));
     let unknown = app
-        .post_as(&admin, &format!("/api/v1/staff/webhook-deliveries/{}/replay", uuid::Uuid::new_v4()), json!({}))
+        .post_as(
+            &admin,
+            &format!(
+                "/api/v1/staff/webhook-deliveries/{}/replay",
+                uuid::Uuid::new_v4()
+            ),
+            json!({}),
+        )
         .await;
     unknown.assert_problem(404, "not_found");
 }
@@ -552,18 +634,27 @@ async fn every_booking_change_and_enquiry_emits_its_event() {
     let staff = staff_booking(&app, &admin, &practitioner, &service, 9).await;
     let id = staff["booking"]["id"].as_str().expect("id").to_string();
     let moved = app
-        .post_as(&admin, &format!("/api/v1/staff/bookings/{id}/reschedule"),
-            json!({ "start": format!("{}T13:00:00+00:00", in_days(4)) }))
+        .post_as(
+            &admin,
+            &format!("/api/v1/staff/bookings/{id}/reschedule"),
+            json!({ "start": format!("{}T13:00:00+00:00", in_days(4)) }),
+        )
         .await;
     assert_eq!(moved.status, 200, "{}", moved.body);
     let arrived = app
-        .post_as(&admin, &format!("/api/v1/staff/bookings/{id}/attendance"), json!({ "status": "arrived" }))
+        .post_as(
+            &admin,
+            &format!("/api/v1/staff/bookings/{id}/attendance"),
+            json!({ "status": "arrived" }),
+        )
         .await;
     assert_eq!(arrived.status, 200, "{}", arrived.body);
     // Online: create, then reschedule and cancel by the manage link.
     let day = in_days(6);
     let slots = app
-        .get(&format!("/api/v1/availability?service_id={service}&from={day}&to={day}"))
+        .get(&format!(
+            "/api/v1/availability?service_id={service}&from={day}&to={day}"
+        ))
         .await;
     let free = slots.body["slots"].as_array().expect("slots").clone();
     let online = app
@@ -577,11 +668,17 @@ async fn every_booking_change_and_enquiry_emits_its_event() {
     assert_eq!(online.status, 201, "{}", online.body);
     let token = online.body["manage_token"].as_str().expect("token");
     let moved = app
-        .post(&format!("/api/v1/manage/{token}/reschedule"), json!({ "start": free[4]["start"] }))
+        .post(
+            &format!("/api/v1/manage/{token}/reschedule"),
+            json!({ "start": free[4]["start"] }),
+        )
         .await;
     assert_eq!(moved.status, 200, "{}", moved.body);
     let cancelled = app
-        .post(&format!("/api/v1/manage/{token}/cancel"), json!({ "reason": "feeling better" }))
+        .post(
+            &format!("/api/v1/manage/{token}/cancel"),
+            json!({ "reason": "feeling better" }),
+        )
         .await;
     assert_eq!(cancelled.status, 200, "{}", cancelled.body);
     enquiry(&app, "events").await;
@@ -620,7 +717,14 @@ async fn every_booking_change_and_enquiry_emits_its_event() {
         .expect("attendance event");
     assert_eq!(attendance["data"]["status"], "arrived");
     for r in &got {
-        for personal in ["Online Patient", "online@example.com", "Sam Enquirer", "sam.enquirer", "feeling better", "Do you run"] {
+        for personal in [
+            "Online Patient",
+            "online@example.com",
+            "Sam Enquirer",
+            "sam.enquirer",
+            "feeling better",
+            "Do you run",
+        ] {
             assert!(!r.body.contains(personal), "{personal} in {}", r.body);
         }
     }
@@ -645,7 +749,9 @@ async fn two_instances_on_one_database_never_post_one_event_twice_at_once() {
     receiver.script.lock().expect("script").delay = Duration::from_millis(20);
     let (endpoint, _) = register(&app, &admin, &receiver.url(), &["enquiry.received"]).await;
     // A second instance on the same database.
-    let second = Application::build(app.settings.clone()).await.expect("second instance");
+    let second = Application::build(app.settings.clone())
+        .await
+        .expect("second instance");
     let other = second.state.clone();
     tokio::spawn(second.run_until(std::future::pending()));
     const EVENTS: usize = 60;
@@ -668,7 +774,9 @@ async fn two_instances_on_one_database_never_post_one_event_twice_at_once() {
         let mut n = 0;
         loop {
             let got = step(&a, now).await;
-            if got == 0 { break n; }
+            if got == 0 {
+                break n;
+            }
             n += got;
         }
     });
@@ -676,7 +784,9 @@ async fn two_instances_on_one_database_never_post_one_event_twice_at_once() {
         let mut n = 0;
         loop {
             let got = step(&b, now).await;
-            if got == 0 { break n; }
+            if got == 0 {
+                break n;
+            }
             n += got;
         }
     });
@@ -690,7 +800,10 @@ async fn two_instances_on_one_database_never_post_one_event_twice_at_once() {
     assert_eq!(ids.len(), EVENTS, "no webhook-id posted twice");
     assert!(!receiver.script.lock().expect("script").overlapped);
     let log = app
-        .get_as(&admin, &format!("/api/v1/staff/webhooks/{endpoint}/deliveries?status=delivered&per_page=100"))
+        .get_as(
+            &admin,
+            &format!("/api/v1/staff/webhooks/{endpoint}/deliveries?status=delivered&per_page=100"),
+        )
         .await;
     assert_eq!(log.body["total"], EVENTS as u64);
 }
@@ -718,7 +831,11 @@ async fn non_public_targets_are_refused_without_allow_private_targets() {
         "https://224.0.0.1/hook",
     ] {
         let reply = app
-            .post_as(&admin, "/api/v1/staff/webhooks", json!({ "url": url, "events": ["booking.created"] }))
+            .post_as(
+                &admin,
+                "/api/v1/staff/webhooks",
+                json!({ "url": url, "events": ["booking.created"] }),
+            )
             .await;
         assert_eq!(reply.status, 422, "{url}: {}", reply.body);
         reply.assert_problem(422, "webhook_target_refused");
@@ -761,12 +878,23 @@ async fn endpoints_are_validated_changed_deleted_and_audited() {
     for (body, field) in [
         (json!({ "url": url, "events": ["booking.exploded"] }), None),
         (json!({ "url": url, "events": [] }), Some("events")),
-        (json!({ "url": "not a url", "events": ["booking.created"] }), Some("url")),
-        (json!({ "url": "ftp://example.com/x", "events": ["booking.created"] }), Some("url")),
+        (
+            json!({ "url": "not a url", "events": ["booking.created"] }),
+            Some("url"),
+        ),
+        (
+            json!({ "url": "ftp://example.com/x", "events": ["booking.created"] }),
+            Some("url"),
+        ),
         (json!({ "events": ["booking.created"] }), None),
-        (json!({ "url": url, "events": ["booking.created"], "description": "two\nlines" }), Some("description")),
+        (
+            json!({ "url": url, "events": ["booking.created"], "description": "two\nlines" }),
+            Some("description"),
+        ),
     ] {
-        let reply = app.post_as(&admin, "/api/v1/staff/webhooks", body.clone()).await;
+        let reply = app
+            .post_as(&admin, "/api/v1/staff/webhooks", body.clone())
+            .await;
         reply.assert_problem(422, "validation_failed");
         if let Some(field) = field {
             assert_eq!(reply.error_fields(), [field], "{body}: {}", reply.body);
@@ -782,11 +910,19 @@ async fn endpoints_are_validated_changed_deleted_and_audited() {
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
     let id = created.body["id"].as_str().expect("id").to_string();
-    assert_eq!(created.header("location"), Some(format!("/api/v1/staff/webhooks/{id}").as_str()));
+    assert_eq!(
+        created.header("location"),
+        Some(format!("/api/v1/staff/webhooks/{id}").as_str())
+    );
     let secret = created.body["secret"].as_str().expect("secret");
-    let key = STANDARD.decode(secret.strip_prefix("whsec_").expect("prefix")).expect("base64");
+    let key = STANDARD
+        .decode(secret.strip_prefix("whsec_").expect("prefix"))
+        .expect("base64");
     assert!((24..=32).contains(&key.len()));
-    assert_eq!(created.body["events"], json!(["booking.created", "enquiry.received"]));
+    assert_eq!(
+        created.body["events"],
+        json!(["booking.created", "enquiry.received"])
+    );
     assert_eq!(created.body["active"], true);
     assert_eq!(created.body["description"], "Practice CRM");
     assert!(created.body["disabled_reason"].is_null());
@@ -794,7 +930,10 @@ async fn endpoints_are_validated_changed_deleted_and_audited() {
     let listed = app.get_as(&admin, "/api/v1/staff/webhooks").await;
     assert_eq!(listed.body["total"], 1);
     assert_eq!(listed.body["page"], 1);
-    assert!(listed.body["items"][0].get("secret").is_none(), "the secret is shown once");
+    assert!(
+        listed.body["items"][0].get("secret").is_none(),
+        "the secret is shown once"
+    );
     assert!(!listed.body.to_string().contains(secret));
 
     let patched = app
@@ -806,20 +945,34 @@ async fn endpoints_are_validated_changed_deleted_and_audited() {
     assert_eq!(patched.body["active"], false);
     assert_eq!(patched.body["url"], "http://127.0.0.1:9/v2");
     let bad = app
-        .patch_as(&admin, &format!("/api/v1/staff/webhooks/{id}"), json!({ "events": ["nope"] }))
+        .patch_as(
+            &admin,
+            &format!("/api/v1/staff/webhooks/{id}"),
+            json!({ "events": ["nope"] }),
+        )
         .await;
     bad.assert_problem(422, "validation_failed");
     let rotated = app
-        .post_as(&admin, &format!("/api/v1/staff/webhooks/{id}/rotate-secret"), json!({}))
+        .post_as(
+            &admin,
+            &format!("/api/v1/staff/webhooks/{id}/rotate-secret"),
+            json!({}),
+        )
         .await;
     assert_eq!(rotated.status, 200);
     let rotated_secret = rotated.body["secret"].as_str().expect("secret").to_string();
 
-    let deleted = app.delete_as(&admin, &format!("/api/v1/staff/webhooks/{id}")).await;
+    let deleted = app
+        .delete_as(&admin, &format!("/api/v1/staff/webhooks/{id}"))
+        .await;
     assert_eq!(deleted.status, 204);
-    let gone = app.get_as(&admin, &format!("/api/v1/staff/webhooks/{id}")).await;
+    let gone = app
+        .get_as(&admin, &format!("/api/v1/staff/webhooks/{id}"))
+        .await;
     gone.assert_problem(404, "not_found");
-    let gone = app.get_as(&admin, "/api/v1/staff/webhooks/not-a-uuid/deliveries").await;
+    let gone = app
+        .get_as(&admin, "/api/v1/staff/webhooks/not-a-uuid/deliveries")
+        .await;
     gone.assert_problem(404, "not_found");
 
     let audit = app.get_as(&admin, "/api/v1/staff/audit?per_page=100").await;
@@ -833,9 +986,17 @@ async fn endpoints_are_validated_changed_deleted_and_audited() {
         .map(|e| e["action"].as_str().unwrap_or("").to_string())
         .collect();
     for action in ["create", "update", "rotate_secret", "delete"] {
-        assert!(actions.iter().any(|a| a == action), "{action} audited: {actions:?}");
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} audited: {actions:?}"
+        );
     }
-    for secretish in [secret, rotated_secret.as_str(), "127.0.0.1:9", "Practice CRM"] {
+    for secretish in [
+        secret,
+        rotated_secret.as_str(),
+        "127.0.0.1:9",
+        "Practice CRM",
+    ] {
         assert!(!text.contains(secretish), "{secretish} in the audit log");
     }
 }

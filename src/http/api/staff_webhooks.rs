@@ -117,7 +117,10 @@ impl From<&webhook_endpoint::Model> for WebhookEndpoint {
         Self {
             id: m.id,
             url: m.url.clone(),
-            events: endpoints::events_of(m).into_iter().map(Into::into).collect(),
+            events: endpoints::events_of(m)
+                .into_iter()
+                .map(Into::into)
+                .collect(),
             description: m.description.clone(),
             active: m.active,
             created_at: m.created_at,
@@ -335,7 +338,8 @@ impl StaffWebhooksApi {
         auth.0.require(ADMIN)?;
         let mut errors = Vec::new();
         let events = events_field("events", &body.events).map_err(|e| errors.push(e));
-        let description = description_field(body.description.as_deref()).map_err(|e| errors.push(e));
+        let description =
+            description_field(body.description.as_deref()).map_err(|e| errors.push(e));
         let (Ok(events), Ok(description)) = (events, description) else {
             return Err(ApiError::validation(errors));
         };
@@ -383,11 +387,15 @@ impl StaffWebhooksApi {
         let id = path_id(&id, "webhook endpoint")?;
         let mut errors = Vec::new();
         let events = match &body.events {
-            Some(events) => events_field("events", events).map(Some).map_err(|e| errors.push(e)),
+            Some(events) => events_field("events", events)
+                .map(Some)
+                .map_err(|e| errors.push(e)),
             None => Ok(None),
         };
         let description = match &body.description {
-            Some(d) => description_field(Some(d)).map(Some).map_err(|e| errors.push(e)),
+            Some(d) => description_field(Some(d))
+                .map(Some)
+                .map_err(|e| errors.push(e)),
             None => Ok(None),
         };
         let (Ok(events), Ok(description)) = (events, description) else {
