@@ -41,6 +41,8 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     pub auth: AuthSettings,
     pub email: EmailSettings,
+    #[serde(default)]
+    pub webhooks: WebhookSettings,
     pub demo: DemoSettings,
     #[serde(default)]
     pub bootstrap: BootstrapSettings,
@@ -265,6 +267,37 @@ fn default_backoff_max_seconds() -> u64 {
     900
 }
 
+/// Signed webhooks: where the worker may connect, how long it waits, when it retries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct WebhookSettings {
+    /// Whether this instance runs the delivery worker.
+    pub worker_enabled: bool,
+    /// Permit loopback, private, link-local targets and plain `http://` (tests, local runs).
+    pub allow_private_targets: bool,
+    /// One attempt, from connect to the response head.
+    pub timeout_seconds: u64,
+    /// The waits after each failed attempt; when they are used up the delivery is `failed`.
+    pub retry_schedule_seconds: Vec<u64>,
+    /// Worker wake-up.
+    pub poll_interval_ms: u64,
+    /// Deliveries are deleted this many days after the event.
+    pub retention_days: u32,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            worker_enabled: true,
+            allow_private_targets: false,
+            timeout_seconds: 15,
+            retry_schedule_seconds: vec![5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400],
+            poll_interval_ms: 1000,
+            retention_days: 30,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct DemoSettings {
     pub seed: bool,
@@ -321,7 +354,8 @@ impl Settings {
                     .try_parsing(true)
                     .list_separator(",")
                     .with_list_parse_key("server.cors_origins")
-                    .with_list_parse_key("server.trusted_proxies"),
+                    .with_list_parse_key("server.trusted_proxies")
+                    .with_list_parse_key("webhooks.retry_schedule_seconds"),
             )
             .set_override("environment", environment)
             .map_err(|e| ConfigError::new("environment", e.to_string()))?
@@ -488,6 +522,18 @@ impl Settings {
         if self.email.outbox.backoff_max_seconds == 0 {
             return Err(ConfigError::new(
                 "email.outbox.backoff_max_seconds",
+                "must be positive",
+            ));
+        }
+        if self.webhooks.timeout_seconds == 0 || self.webhooks.timeout_seconds > 300 {
+            return Err(ConfigError::new(
+                "webhooks.timeout_seconds",
+                "must be between 1 and 300",
+            ));
+        }
+        if self.webhooks.poll_interval_ms == 0 {
+            return Err(ConfigError::new(
+                "webhooks.poll_interval_ms",
                 "must be positive",
             ));
         }

@@ -112,6 +112,7 @@ pub async fn write_intake(
         tracing::info!(domain = %new.email.domain(), "enquiry caught by the honeypot");
         return Ok(row.reference);
     }
+    crate::webhooks::emit_enquiry(txn, now, &row).await?;
     let enquirer = Recipient::new(row.email.clone(), row.name.clone());
     let vars: Vec<(&str, &str)> = vec![
         ("reference", &row.reference),

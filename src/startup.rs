@@ -85,6 +85,13 @@ impl Application {
             .outbox
             .worker_enabled
             .then(|| tokio::spawn(email::worker::run(self.state.clone(), worker_stopped)));
+        let (stop_webhooks, webhooks_stopped) = tokio::sync::watch::channel(false);
+        let webhooks = self.state.settings.webhooks.worker_enabled.then(|| {
+            tokio::spawn(crate::webhooks::worker::run(
+                self.state.clone(),
+                webhooks_stopped,
+            ))
+        });
         let app = crate::http::app(self.state.clone());
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))
@@ -99,6 +106,16 @@ impl Application {
                 .is_err()
             {
                 worker.abort();
+            }
+        }
+        if let Some(mut webhooks) = webhooks {
+            // An attempt cut off here is posted again (same webhook-id) once its lease ends.
+            let _ = stop_webhooks.send(true);
+            if tokio::time::timeout(Duration::from_secs(10), &mut webhooks)
+                .await
+                .is_err()
+            {
+                webhooks.abort();
             }
         }
         self.state.db.clone().close().await.ok();

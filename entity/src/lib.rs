@@ -17,4 +17,6 @@ pub mod service;
 pub mod staff_session;
 pub mod staff_user;
 pub mod time_off;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;
 pub mod working_hours;

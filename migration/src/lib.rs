@@ -18,6 +18,8 @@ mod m20261126_000013_add_practitioner_feed_token;
 mod m20261202_000001_add_outbox_failures;
 mod m20261202_000101_create_app_secrets;
 mod m20261202_000102_drop_staff_lockout_columns;
+mod m20261202_000701_create_webhook_endpoints;
+mod m20261202_000702_create_webhook_deliveries;
 
 pub struct Migrator;
 
@@ -41,6 +43,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_add_outbox_failures::Migration),
             Box::new(m20261202_000101_create_app_secrets::Migration),
             Box::new(m20261202_000102_drop_staff_lockout_columns::Migration),
+            Box::new(m20261202_000701_create_webhook_endpoints::Migration),
+            Box::new(m20261202_000702_create_webhook_deliveries::Migration),
         ]
     }
 }

@@ -4,7 +4,12 @@ use chrono::Utc;
 use sea_orm::DbErr;
 use uuid::Uuid;
 
-use crate::{domain::booking::BookingStatus, state::AppState, store};
+use crate::{
+    domain::booking::BookingStatus,
+    state::AppState,
+    store,
+    webhooks::{self, EventType},
+};
 
 use super::{Actor, BookingDetails, BookingError, audit_staff};
 
@@ -34,6 +39,7 @@ pub async fn record_attendance(
         appt.status = next.as_str().to_string();
         appt.updated_at = now;
         appt = store::bookings::update(&txn, appt).await?;
+        webhooks::emit_booking(&txn, now, EventType::BookingAttendance, &appt).await?;
         store::bookings::record_event(
             &txn,
             appt.id,

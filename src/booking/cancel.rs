@@ -13,6 +13,7 @@ use crate::{
     email::{self, BookingChange},
     state::AppState,
     store,
+    webhooks::{self, EventType},
 };
 
 use super::{Actor, BookingDetails, BookingError, Context, audit_staff, email_view};
@@ -116,6 +117,7 @@ pub async fn write_cancellation(
     appt.sequence += 1;
     appt.updated_at = now;
     let appt = store::bookings::update(txn, appt).await?;
+    webhooks::emit_booking(txn, now, EventType::BookingCancelled, &appt).await?;
     store::bookings::record_event(
         txn,
         appt.id,

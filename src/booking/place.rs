@@ -15,6 +15,7 @@ use crate::{
     email::{self, BookingChange},
     state::AppState,
     store,
+    webhooks::{self, EventType},
 };
 
 use super::{
@@ -210,6 +211,7 @@ pub async fn write_online(
         now,
     )
     .await?;
+    webhooks::emit_booking(txn, now, EventType::BookingCreated, &appointment).await?;
     let practitioner = store::catalogue::find_practitioner(txn, practitioner_id)
         .await?
         .ok_or(DbErr::RecordNotFound("practitioner".into()))?;
@@ -306,6 +308,7 @@ pub async fn write_staff_booking(
         now,
     )
     .await?;
+    webhooks::emit_booking(txn, now, EventType::BookingCreated, &appointment).await?;
     audit_staff(
         txn,
         actor,

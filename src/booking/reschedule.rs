@@ -15,6 +15,7 @@ use crate::{
     email::{self, BookingChange},
     state::AppState,
     store,
+    webhooks::{self, EventType},
 };
 
 use super::{
@@ -152,6 +153,7 @@ pub async fn write_reschedule(
     let appt = store::bookings::update(txn, appt)
         .await
         .map_err(write_error)?;
+    webhooks::emit_booking(txn, now, EventType::BookingRescheduled, &appt).await?;
     store::bookings::record_event(
         txn,
         appt.id,

@@ -1,6 +1,7 @@
 //! Keeping personal data no longer than needed: closed and spam enquiries past their
 //! retention period, sent emails after `email.outbox.retention_days`, expired idempotency
-//! keys (which hold copies of responses), and the scrubbing of erased patients' emails once
+//! keys (which hold copies of responses), webhook deliveries after `webhooks.retention_days`,
+//! and the scrubbing of erased patients' emails once
 //! sent or dead. Each kind is deleted in bounded batches, each batch its own short write
 //! transaction, so a large backlog never holds the write lock for long.
 
@@ -20,6 +21,7 @@ pub struct Purged {
     pub emails: u64,
     /// Email copies about erased patients that were scrubbed.
     pub scrubbed_emails: u64,
+    pub webhook_deliveries: u64,
 }
 
 /// One kind of expired or erased data.
@@ -36,6 +38,9 @@ enum Kind {
         before: DateTime<Utc>,
     },
     ErasedPatientsEmails,
+    WebhookDeliveries {
+        before: DateTime<Utc>,
+    },
 }
 
 impl Kind {
@@ -51,6 +56,9 @@ impl Kind {
             }
             Kind::Emails { before } => store::privacy::purge_emails(txn, before, BATCH).await,
             Kind::ErasedPatientsEmails => store::privacy::scrub_erased_mail(txn, BATCH).await,
+            Kind::WebhookDeliveries { before } => {
+                crate::webhooks::deliveries::purge(txn, before, BATCH).await
+            }
         }
     }
 
@@ -87,6 +95,11 @@ pub async fn purge(state: &AppState, now: DateTime<Utc>) -> Result<Purged, DbErr
     .run(db)
     .await?;
     let scrubbed_emails = Kind::ErasedPatientsEmails.run(db).await?;
+    let webhook_deliveries = Kind::WebhookDeliveries {
+        before: now - Duration::days(i64::from(state.settings.webhooks.retention_days)),
+    }
+    .run(db)
+    .await?;
     if enquiries > 0 {
         tracing::info!(enquiries, "purged enquiries past their retention period");
     }
@@ -95,5 +108,6 @@ pub async fn purge(state: &AppState, now: DateTime<Utc>) -> Result<Purged, DbErr
         idempotency_keys,
         emails,
         scrubbed_emails,
+        webhook_deliveries,
     })
 }

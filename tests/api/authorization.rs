@@ -135,6 +135,7 @@ async fn every_staff_route_answers_each_role_as_designed() {
         w.enquiry.clone(),
         w.user.clone(),
     );
+    let (webhook, doomed_webhook, delivery) = webhooks(&app, &w.admin).await;
     let day = in_days(3);
     let start_of = |i: usize| format!("{}T0{}:00:00+00:00", in_days(10 + i as i64), i % 3 + 6);
     let routes = vec![
@@ -319,6 +320,49 @@ async fn every_staff_route_answers_each_role_as_designed() {
             "/api/v1/staff/audit".into(),
             [200, 403, 403, 401],
         ),
+        // Webhooks: admin only.
+        route(
+            Method::GET,
+            "/api/v1/staff/webhooks".into(),
+            [200, 403, 403, 401],
+        ),
+        with_body(
+            Method::POST,
+            "/api/v1/staff/webhooks".into(),
+            |i| json!({ "url": format!("http://127.0.0.1:9/matrix/{i}"), "events": ["booking.created"] }),
+            [201, 403, 403, 401],
+        ),
+        route(
+            Method::GET,
+            format!("/api/v1/staff/webhooks/{webhook}"),
+            [200, 403, 403, 401],
+        ),
+        with_body(
+            Method::PATCH,
+            format!("/api/v1/staff/webhooks/{webhook}"),
+            |_| json!({ "description": "Matrix" }),
+            [200, 403, 403, 401],
+        ),
+        route(
+            Method::GET,
+            format!("/api/v1/staff/webhooks/{webhook}/deliveries"),
+            [200, 403, 403, 401],
+        ),
+        route(
+            Method::POST,
+            format!("/api/v1/staff/webhooks/{webhook}/rotate-secret"),
+            [200, 403, 403, 401],
+        ),
+        route(
+            Method::POST,
+            format!("/api/v1/staff/webhook-deliveries/{delivery}/replay"),
+            [200, 403, 403, 401],
+        ),
+        route(
+            Method::DELETE,
+            format!("/api/v1/staff/webhooks/{doomed_webhook}"),
+            [204, 403, 403, 401],
+        ),
     ];
     let callers = [
         Some(w.admin.as_str()),
@@ -348,4 +392,41 @@ async fn every_staff_route_answers_each_role_as_designed() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Two webhook endpoints (one to delete) and a delivery of the first: (endpoint, the one to
+/// delete, delivery).
+async fn webhooks(app: &TestApp, admin: &str) -> (String, String, String) {
+    let mut ids = Vec::new();
+    for path in ["crm", "doomed"] {
+        let reply = app
+            .post_as(
+                admin,
+                "/api/v1/staff/webhooks",
+                json!({ "url": format!("http://127.0.0.1:9/{path}"), "events": ["enquiry.received"] }),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        ids.push(reply.body["id"].as_str().expect("id").to_string());
+    }
+    let enquiry = app
+        .post(
+            "/api/v1/enquiries",
+            json!({ "name": "Kim", "email": "kim@example.com", "topic": "general",
+                    "message": "Is there a lift to the first floor?", "preferred_contact": "email",
+                    "consent": { "privacy": true } }),
+        )
+        .await;
+    assert_eq!(enquiry.status, 202, "{}", enquiry.body);
+    let log = app
+        .get_as(
+            admin,
+            &format!("/api/v1/staff/webhooks/{}/deliveries", ids[0]),
+        )
+        .await;
+    let delivery = log.body["items"][0]["id"]
+        .as_str()
+        .expect("delivery")
+        .to_string();
+    (ids.remove(0), ids.remove(0), delivery)
 }

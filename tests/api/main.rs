@@ -26,3 +26,4 @@ mod schedule_conflicts;
 mod smtp;
 mod staff_bookings;
 mod staff_catalogue;
+mod webhooks;

@@ -17,6 +17,7 @@ pub mod staff_practitioners;
 pub mod staff_schedule;
 pub mod staff_services;
 pub mod staff_users;
+pub mod staff_webhooks;
 
 use std::sync::Arc;
 
@@ -51,6 +52,8 @@ pub enum ApiTags {
     StaffAdmin,
     /// Outgoing email: the outbox and retries of dead messages.
     StaffEmail,
+    /// Signed webhooks: endpoints, secrets, the delivery log and replays (admin).
+    StaffWebhooks,
     /// Health and metrics.
     Operations,
 }
@@ -78,6 +81,7 @@ pub type StaffApis = (
     staff_users::StaffUsersApi,
     staff_outbox::StaffOutboxApi,
     staff_patients::StaffPatientsApi,
+    staff_webhooks::StaffWebhooksApi,
 );
 
 pub fn apis(state: &Arc<AppState>) -> Apis {
@@ -102,6 +106,7 @@ pub fn apis(state: &Arc<AppState>) -> Apis {
             staff_users::StaffUsersApi { state: s() },
             staff_outbox::StaffOutboxApi { state: s() },
             staff_patients::StaffPatientsApi { state: s() },
+            staff_webhooks::StaffWebhooksApi { state: s() },
         ),
     )
 }
