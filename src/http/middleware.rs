@@ -108,7 +108,7 @@ async fn limit_body(mut req: Request, max: usize) -> Result<Request> {
 
 /// The request path for logs, with secret tokens (manage links, calendar feeds) cut off.
 fn loggable_path(path: &str) -> &str {
-    for secret in ["/api/v1/manage/", "/api/v1/feeds/"] {
+    for secret in ["/api/v1/manage/", "/api/v1/feeds/", "/manage/"] {
         if path.starts_with(secret) {
             return secret;
         }

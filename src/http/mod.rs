@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod middleware;
+pub mod pages;
 pub mod pagination;
 pub mod payload;
 pub mod problem;
@@ -38,6 +39,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
         .nest("/", service)
         .nest("/docs", docs)
         .at("/openapi.json", get(openapi_json).data(Arc::new(spec)));
+    let route = pages::mount(route, &state);
     let cors = cors_origins.iter().fold(Cors::new(), |cors, origin| {
         cors.allow_origin(origin.as_str())
     });
