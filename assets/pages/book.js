@@ -51,22 +51,23 @@ function chooseService(message) {
   setTitle('Choose a service');
   const form = el('form', { novalidate: true });
   const errorBox = el('div');
-  const groups = new Map();
+  // Categories in a fixed order, each with its services as the clinic lists them.
+  const groups = new Map(Object.keys(CATEGORIES).map((c) => [c, []]));
   for (const s of state.services) {
     if (!groups.has(s.category)) groups.set(s.category, []);
     groups.get(s.category).push(s);
   }
   const fieldset = el('fieldset', { class: 'field', id: 'field-service' },
     el('legend', { class: 'visually-hidden' }, 'Service'));
-  let first = true;
+  let firstId = null;
   for (const [category, list] of groups) {
+    if (!list.length) continue;
     fieldset.append(el('h2', { class: 'group-heading' }, CATEGORIES[category] || CATEGORIES.other));
     for (const s of list) {
       const r = radio('service', s.slug, s.name,
         `${s.duration_minutes} minutes · ${price(s.price_pence)}. ${s.description}`,
         state.service?.id === s.id);
-      if (first) r.querySelector('input').id = 'service';
-      first = false;
+      firstId = firstId || r.querySelector('input').id;
       fieldset.append(r);
     }
   }
@@ -75,7 +76,7 @@ function chooseService(message) {
     e.preventDefault();
     const chosen = form.querySelector('input[name=service]:checked');
     if (!chosen) {
-      showErrors(errorBox, form, [{ id: 'service', message: 'Choose the service you would like to book' }]);
+      showErrors(errorBox, form, [{ id: firstId, message: 'Choose the service you would like to book' }]);
       return;
     }
     state.service = state.services.find((s) => s.slug === chosen.value);

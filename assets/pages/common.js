@@ -101,11 +101,19 @@ export function addDays(ymd, days) {
   return d.toISOString().slice(0, 10);
 }
 
+/** Date parts joined without commas: "Tuesday 3 December 2026". */
+function dateText(date, tz, { short = false, year = false } = {}) {
+  const parts = new Intl.DateTimeFormat('en-GB', {
+    timeZone: tz, weekday: short ? 'short' : 'long', day: 'numeric', month: short ? 'short' : 'long',
+    ...(year ? { year: 'numeric' } : {}),
+  }).formatToParts(date);
+  const get = (t) => parts.find((p) => p.type === t)?.value;
+  return [get('weekday'), get('day'), get('month'), year ? get('year') : null].filter(Boolean).join(' ');
+}
+
 /** "Tuesday 3 December" for a "YYYY-MM-DD" date. */
 export function dayLabel(ymd, { short = false } = {}) {
-  return new Intl.DateTimeFormat('en-GB', {
-    timeZone: 'UTC', weekday: short ? 'short' : 'long', day: 'numeric', month: short ? 'short' : 'long',
-  }).format(new Date(`${ymd}T12:00:00Z`));
+  return dateText(new Date(`${ymd}T12:00:00Z`), 'UTC', { short });
 }
 
 /** "09:15" of an instant in a zone. */
@@ -133,10 +141,7 @@ export function differentZone(tz, instant = Date.now()) {
 
 /** "Tuesday 3 December 2026 at 09:15" in a zone. */
 export function longWhen(instant, tz) {
-  const date = new Intl.DateTimeFormat('en-GB', {
-    timeZone: tz, weekday: 'long', day: 'numeric', month: 'long', year: 'numeric',
-  }).format(new Date(instant));
-  return `${date} at ${clock(instant, tz)}`;
+  return `${dateText(new Date(instant), tz, { year: true })} at ${clock(instant, tz)}`;
 }
 
 /** The time in the clinic's zone, with the patient's own time when it differs. */

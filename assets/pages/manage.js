@@ -42,6 +42,21 @@ function updateActions() {
   if (rescheduleStart) rescheduleStart.hidden = !canMove;
 }
 
+/** What the patient may still do, from the manage answer (after a change moved the deadline). */
+function renderPolicy() {
+  const policy = document.getElementById('policy');
+  const tz = info.time_zone;
+  const deadline = `${longWhen(managed.cancel_deadline, tz)} (${zoneName(tz, managed.cancel_deadline)})`;
+  if (managed.can_cancel && managed.can_reschedule) {
+    policy.replaceChildren(el('p', {}, 'You can change the time or cancel online until ', el('strong', {}, deadline), '.'));
+  } else if (managed.booking.status === 'confirmed') {
+    policy.replaceChildren(
+      el('p', {}, managed.can_cancel ? 'You can cancel online until ' : 'It is now too close to your appointment to change it online.',
+        managed.can_cancel ? el('strong', {}, deadline) : ''),
+      el('p', { class: 'callout' }, 'To change or cancel now, please call us on ', phoneLink(info.phone), '.'));
+  }
+}
+
 function tooLate(detail) {
   const policy = document.getElementById('policy');
   policy.replaceChildren(el('p', { class: 'callout' }, detail || 'This booking can no longer be changed online. Please call us on ',
@@ -134,6 +149,7 @@ function confirmMove(holder, picker, slot) {
       const again = await api(base);
       if (again.status === 200) {
         managed = again.body;
+        renderPolicy();
       }
       updateActions();
       notice(noticeBox, `Your booking has moved to ${whenText(resp.body.booking.start, tz)}. We have emailed you the new time.`, 'success');
