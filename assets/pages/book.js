@@ -255,7 +255,8 @@ async function submit(form, errorBox) {
   } else if (resp.status === 409 || code === 'outside_availability') {
     state.slot = null;
     state.attempt = null;
-    chooseTime('Sorry, that time has just been taken by someone else. Please choose another time – these are the times still free.');
+    // Back to the same day's times, fetched again, with the reason said plainly.
+    state.picker.refresh('Sorry, that time has just been taken by someone else. Please choose another time – these are the times still free.');
   } else if (code === 'validation_failed') {
     const list = (resp.body.errors || []).map((err) => ({
       id: FIELD_IDS[err.field] || null,

@@ -178,8 +178,8 @@ export function showErrors(container, form, errors) {
       const msgId = `${id}-error`;
       const msg = el('p', { class: 'error-message', id: msgId }, el('span', { class: 'visually-hidden' }, 'Error: '), message);
       const anchor = field.querySelector('legend, label');
-      (anchor && field.tagName !== 'FIELDSET' && !target.matches('[type=checkbox]') ? anchor : field.firstElementChild)
-        .after(msg);
+      if (target.matches('[type=checkbox]')) field.prepend(msg);
+      else (anchor && field.tagName !== 'FIELDSET' ? anchor : field.firstElementChild).after(msg);
       const described = (target.getAttribute('aria-describedby') || '').split(' ').filter(Boolean);
       target.setAttribute('aria-describedby', [...described, msgId].join(' '));
       target.setAttribute('aria-invalid', 'true');
