@@ -191,6 +191,17 @@ async function screenshot(page, name) {
   await page.setViewportSize(size);
 }
 
+/** With FRONTDESK_DOCS_DIR set, a small screenshot of the visible page for the README. */
+async function docShot(page, name, size = { width: 375, height: 760 }) {
+  const dir = process.env.FRONTDESK_DOCS_DIR;
+  if (!dir) return;
+  const before = page.viewportSize();
+  await page.setViewportSize(size);
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: path.join(dir, `${name}.png`) });
+  await page.setViewportSize(before);
+}
+
 async function journey(name, fn) {
   const started = Date.now();
   try {
@@ -284,6 +295,7 @@ try {
     await frame.getByRole('heading', { name: /Who would you like to see\?|Choose a day/ }).first().waitFor();
     await axe(realFrame(), 'embedded booking, first step');
     await screenshot(page, 'embed-host-page');
+    await docShot(page, 'embed', { width: 900, height: 720 });
     const start = await chooseUpToDetails(frame, { later: true });
     await axe(realFrame(), 'embedded booking, details');
     // Submitting empty shows the error summary, linked to the fields.
@@ -343,6 +355,7 @@ try {
     await page.getByRole('button', { name: 'Change the time' }).waitFor();
     await axe(page, 'manage page');
     await screenshot(page, 'manage');
+    await docShot(page, 'manage');
     const before = (await apiCall(`/api/v1/manage/${token}`)).body.booking;
     await page.getByRole('button', { name: 'Change the time' }).click();
     await page.getByRole('heading', { name: 'Choose a day' }).waitFor();
@@ -394,6 +407,7 @@ try {
     await page.goto(`${base}/contact`);
     await axe(page, 'contact form');
     await screenshot(page, 'contact');
+    await docShot(page, 'contact');
     await page.getByLabel('By phone').check();
     await page.getByRole('button', { name: 'Send message' }).click();
     const summary = page.getByRole('alert');
@@ -472,6 +486,7 @@ try {
     await page.getByRole('heading', { name: 'Choose a day' }).waitFor();
     await axe(page, 'booking, choose a day');
     await screenshot(page, 'book-day');
+    await docShot(page, 'book');
     await tabTo(/^Next available/);
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: /^Choose a time on/ }).waitFor();

@@ -108,11 +108,11 @@ pub fn page(settings: &Settings, assets: &Assets, shell: Shell<'_>) -> String {
         body = shell.body,
     );
     if !shell.embedded {
-        let _ = write!(
+        let _ = writeln!(
             html,
             "<footer class=\"site-footer\"><div class=\"wrap\"><p>{clinic} · {address}</p>\
              <p>Phone {phone} · <a href=\"mailto:{email}\">{email}</a></p>\
-             <p><a href=\"/book\">Book an appointment</a> · <a href=\"/contact\">Contact us</a></p></div></footer>\n",
+             <p><a href=\"/book\">Book an appointment</a> · <a href=\"/contact\">Contact us</a></p></div></footer>",
             address = escape(&settings.clinic.address),
             phone = phone_link(settings),
             email = escape(&settings.clinic.email),
