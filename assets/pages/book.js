@@ -281,6 +281,17 @@ function labelFor(fieldName) {
 
 // ---- The confirmation.
 
+/** When the patient can still change the booking online, said up front. */
+function changeNote(b) {
+  const hours = state.clinic.policy.cancel_notice_hours;
+  const soon = new Date(b.start).getTime() - Date.now() < hours * 3600 * 1000;
+  return soon
+    ? el('p', {}, `Your appointment is less than ${hours} hours away, so it can no longer be changed online. To change or cancel it, please call us on `,
+      phoneLink(state.clinic.phone), '.')
+    : el('p', {}, `You can change or cancel online up to ${hours} hours before your appointment. After that, please call us on `,
+      phoneLink(state.clinic.phone), '.');
+}
+
 function confirmation(created) {
   setTitle('Booking confirmed');
   const b = created.booking;
@@ -297,8 +308,7 @@ function confirmation(created) {
       el('div', {}, el('dt', {}, 'Where'), el('dd', {}, `${state.clinic.name}, ${state.clinic.address}`))),
     el('h2', {}, 'What happens next'),
     el('p', {}, `We have sent a confirmation to ${b.patient.email} with a calendar invitation and a link to change or cancel your booking.`),
-    el('p', {}, `You can change or cancel online up to ${state.clinic.policy.cancel_notice_hours} hours before your appointment. After that, please call us on `,
-      phoneLink(state.clinic.phone), '.'),
+    changeNote(b),
     el('p', { class: 'actions' }, calendarLink(b, state.clinic, created.manage_url),
       el('a', { class: 'button button-secondary', href: created.manage_url, target: page.embedded ? '_blank' : null, rel: page.embedded ? 'noopener' : null }, 'View or change this booking')),
     el('p', {}, el('a', { href: `/book${page.embedded ? '?embed=1' : ''}` }, 'Book another appointment')));

@@ -125,7 +125,7 @@ pub fn page(settings: &Settings, assets: &Assets, shell: Shell<'_>) -> String {
 /// What the booking page shows before its script has run.
 pub fn book_body(settings: &Settings) -> String {
     format!(
-        "<div id=\"app\" aria-live=\"polite\">\n<h1 tabindex=\"-1\">Book an appointment</h1>\n\
+        "<div id=\"app\">\n<h1 tabindex=\"-1\">Book an appointment</h1>\n\
          <p class=\"loading\">Loading the services…</p>\n\
          <noscript><p>Online booking needs JavaScript. Please call us on {phone} to book.</p></noscript>\n</div>",
         phone = phone_link(settings)
