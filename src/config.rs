@@ -46,9 +46,30 @@ pub struct Settings {
     pub demo: DemoSettings,
     #[serde(default)]
     pub bootstrap: BootstrapSettings,
+    #[serde(default)]
+    pub branding: BrandingSettings,
     pub log: LogSettings,
     #[serde(default)]
     pub privacy: PrivacySettings,
+}
+
+/// How the patient pages look: the clinic's accent colour and logo.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct BrandingSettings {
+    /// `#rrggbb` (or `#rgb`): buttons, links and the page header.
+    pub accent_color: String,
+    /// An http(s) URL of the clinic's logo, shown in the pages' header instead of the name.
+    pub logo_url: Option<String>,
+}
+
+impl Default for BrandingSettings {
+    fn default() -> Self {
+        Self {
+            accent_color: "#0f766e".to_string(),
+            logo_url: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -62,6 +83,10 @@ pub struct ServerSettings {
     /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers are believed.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Origins (scheme://host[:port]) of sites that may frame the patient pages and receive
+    /// their messages; empty = the pages refuse to be framed.
+    #[serde(default)]
+    pub embed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -355,7 +380,8 @@ impl Settings {
                     .list_separator(",")
                     .with_list_parse_key("server.cors_origins")
                     .with_list_parse_key("server.trusted_proxies")
-                    .with_list_parse_key("webhooks.retry_schedule_seconds"),
+                    .with_list_parse_key("webhooks.retry_schedule_seconds")
+                    .with_list_parse_key("server.embed_origins"),
             )
             .set_override("environment", environment)
             .map_err(|e| ConfigError::new("environment", e.to_string()))?
@@ -546,6 +572,7 @@ impl Settings {
                 "required with bootstrap.admin_email in production",
             ));
         }
+        self.validate_pages()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(ConfigError::new(
                 "log.level",
@@ -553,6 +580,61 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+}
+
+impl Settings {
+    /// `server.embed_origins` and `branding.*`: values that end up in the pages' CSP and CSS,
+    /// so only exact, well-formed ones are accepted.
+    fn validate_pages(&self) -> Result<(), ConfigError> {
+        for origin in &self.server.embed_origins {
+            if !is_origin(origin) {
+                return Err(ConfigError::new(
+                    "server.embed_origins",
+                    format!("{origin:?} is not an origin such as https://www.example.com"),
+                ));
+            }
+        }
+        let color = self.branding.accent_color.trim();
+        let hex = color.strip_prefix('#').unwrap_or("");
+        if !(matches!(hex.len(), 3 | 6) && hex.chars().all(|c| c.is_ascii_hexdigit())) {
+            return Err(ConfigError::new(
+                "branding.accent_color",
+                "expected a colour such as \"#0f766e\"",
+            ));
+        }
+        if let Some(logo) = self.branding.logo_url.as_deref().filter(|l| !l.is_empty()) {
+            let ok = url::Url::parse(logo)
+                .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .unwrap_or(false);
+            if !ok
+                || logo
+                    .chars()
+                    .any(|c| c.is_whitespace() || c == ';' || c == '\'')
+            {
+                return Err(ConfigError::new(
+                    "branding.logo_url",
+                    "expected an http(s) URL",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `value` is exactly an origin: http(s), a host, an optional port, nothing else.
+fn is_origin(value: &str) -> bool {
+    match url::Url::parse(value) {
+        Ok(u) => {
+            matches!(u.scheme(), "http" | "https")
+                && u.host().is_some()
+                && u.username().is_empty()
+                && u.password().is_none()
+                && u.query().is_none()
+                && u.fragment().is_none()
+                && value.trim_end_matches('/') == u.origin().ascii_serialization()
+        }
+        Err(_) => false,
     }
 }
 

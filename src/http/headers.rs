@@ -99,6 +99,7 @@ mod tests {
             body_limit_kb: 64,
             cors_origins: Vec::new(),
             trusted_proxies: Vec::new(),
+            embed_origins: Vec::new(),
         }
     }
 

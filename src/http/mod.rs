@@ -6,6 +6,7 @@ pub mod client;
 pub mod cors;
 pub mod headers;
 pub mod middleware;
+pub mod pages;
 pub mod pagination;
 pub mod payload;
 pub mod problem;
@@ -41,6 +42,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
         .nest("/", service)
         .nest("/docs", docs)
         .at("/openapi.json", get(openapi_json).data(Arc::new(spec)));
+    let route = pages::mount(route, &state);
     // CORS is answered in `middleware::request_context` (see `cors`).
     route
         .data(state.clone())

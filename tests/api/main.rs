@@ -19,6 +19,7 @@ mod feeds;
 mod hygiene;
 mod integrity;
 mod patient_details;
+mod pages;
 mod patients;
 mod rulebook;
 mod schedule;

@@ -32,6 +32,9 @@ pub struct Clinic {
     /// IANA zone in which working hours and dates are read.
     pub time_zone: String,
     pub policy: ClinicPolicy,
+    /// When the clinic promises to answer an enquiry, e.g. "within one working day"
+    /// (`enquiries.response_time`).
+    pub enquiry_response_time: String,
 }
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Catalogue")]
@@ -53,6 +56,7 @@ impl ClinicApi {
                 reschedule_notice_hours: s.policy.reschedule_notice_hours,
                 slot_step_minutes: s.policy.slot_step_minutes,
             },
+            enquiry_response_time: s.enquiries.response_time.clone(),
         })
     }
 }
