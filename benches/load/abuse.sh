@@ -18,7 +18,7 @@ ADMIN_EMAIL=admin@clinic.test
 ADMIN_PASSWORD='a long benchmark password'
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-cargo build --release --quiet
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release --quiet
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
