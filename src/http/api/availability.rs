@@ -57,6 +57,7 @@ pub struct Availability {
 /// The earliest free slot, if any within the booking horizon.
 #[derive(Debug, Object)]
 pub struct NextSlot {
+    #[oai(nullable)]
     pub slot: Option<SlotObject>,
 }
 

@@ -48,7 +48,9 @@ pub struct PatientItem {
     /// "Erased patient" once erased.
     pub name: String,
     /// Null for patients booked by phone without one, and after erasure.
+    #[oai(nullable)]
     pub email: Option<String>,
+    #[oai(nullable)]
     pub phone: Option<String>,
     pub created_at: String,
 }
@@ -69,10 +71,13 @@ pub struct PatientConsent {
 pub struct PatientDetail {
     pub id: Uuid,
     pub name: String,
+    #[oai(nullable)]
     pub email: Option<String>,
+    #[oai(nullable)]
     pub phone: Option<String>,
     pub created_at: String,
     /// When the patient's personal data was erased; null while it is held.
+    #[oai(nullable)]
     pub erased_at: Option<String>,
     /// Their bookings, latest start first (for a practitioner: only those with them).
     pub bookings: Vec<Booking>,
@@ -85,10 +90,13 @@ pub struct PatientDetail {
 pub struct ExportedPatient {
     pub id: Uuid,
     pub name: String,
+    #[oai(nullable)]
     pub email: Option<String>,
+    #[oai(nullable)]
     pub phone: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    #[oai(nullable)]
     pub erased_at: Option<String>,
 }
 
@@ -100,6 +108,7 @@ pub struct ExportedEvent {
     pub kind: String,
     /// patient or staff.
     pub actor: String,
+    #[oai(nullable)]
     pub staff_id: Option<Uuid>,
     pub detail: serde_json::Value,
 }
@@ -110,6 +119,7 @@ pub struct ExportedAppointment {
     pub booking: Booking,
     /// online or staff.
     pub source: String,
+    #[oai(nullable)]
     pub cancel_reason: Option<String>,
     pub updated_at: String,
     /// Oldest first.
@@ -124,8 +134,10 @@ pub struct ExportedEnquiry {
     pub status: String,
     pub name: String,
     pub email: String,
+    #[oai(nullable)]
     pub phone: Option<String>,
     pub topic: String,
+    #[oai(nullable)]
     pub service_id: Option<Uuid>,
     pub message: String,
     pub preferred_contact: String,
@@ -145,7 +157,9 @@ pub struct ExportedEmail {
     /// pending, sent, dead or void.
     pub status: String,
     pub created_at: String,
+    #[oai(nullable)]
     pub sent_at: Option<String>,
+    #[oai(nullable)]
     pub appointment_id: Option<Uuid>,
 }
 
