@@ -259,6 +259,74 @@ async fn every_null_in_an_answer_is_declared_nullable_in_the_spec() {
     assert!(nulls >= 10, "only {nulls} nulls seen");
 }
 
+/// Optional properties that are left out of an answer when empty, instead of being `null`.
+/// Any other optional property of an answer is an `Option` that serialises as `null`, and
+/// must say so.
+const OMITTED_WHEN_EMPTY: &[(&str, &str)] =
+    &[("Problem", "errors"), ("CreatedStaffUser", "password")];
+
+/// Names of the component schemas that `value` refers to.
+fn referenced(value: &Value, names: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(reference) = map.get("$ref").and_then(Value::as_str) {
+                names.push(
+                    reference
+                        .trim_start_matches("#/components/schemas/")
+                        .to_string(),
+                );
+            }
+            map.values().for_each(|v| referenced(v, names));
+        }
+        Value::Array(items) => items.iter().for_each(|v| referenced(v, names)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_optional_field_of_an_answer_is_nullable_in_the_spec() {
+    let app = spawn_app().await;
+    let spec = spec(&app).await;
+    let schemas = spec["components"]["schemas"]
+        .as_object()
+        .expect("component schemas");
+    // Every schema an answer can carry, directly or nested.
+    let mut pending = Vec::new();
+    for operations in spec["paths"].as_object().expect("paths").values() {
+        for operation in operations.as_object().expect("operations").values() {
+            referenced(&operation["responses"], &mut pending);
+        }
+    }
+    let mut answers = std::collections::BTreeSet::new();
+    while let Some(name) = pending.pop() {
+        if answers.insert(name.clone()) {
+            referenced(&schemas[&name], &mut pending);
+        }
+    }
+    assert!(answers.contains("StaffUser") && answers.contains("Booking"));
+
+    let mut problems = Vec::new();
+    for name in &answers {
+        let schema = &schemas[name];
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        for (field, property) in schema["properties"].as_object().into_iter().flatten() {
+            let omitted = OMITTED_WHEN_EMPTY.contains(&(name.as_str(), field.as_str()));
+            if !required.contains(&field.as_str()) && property["nullable"] != true && !omitted {
+                problems.push(format!(
+                    "{name}.{field} is optional but not nullable: mark it #[oai(nullable)], \
+                     or skip it when None and list it in OMITTED_WHEN_EMPTY"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[tokio::test]
 async fn every_api_operation_documents_the_errors_around_it_as_problem_documents() {
     let app = spawn_app().await;
