@@ -262,8 +262,11 @@ async fn every_null_in_an_answer_is_declared_nullable_in_the_spec() {
 /// Optional properties that are left out of an answer when empty, instead of being `null`.
 /// Any other optional property of an answer is an `Option` that serialises as `null`, and
 /// must say so.
-const OMITTED_WHEN_EMPTY: &[(&str, &str)] =
-    &[("Problem", "errors"), ("CreatedStaffUser", "password")];
+const OMITTED_WHEN_EMPTY: &[(&str, &str)] = &[
+    ("Problem", "errors"),
+    ("Problem", "conflicts"),
+    ("CreatedStaffUser", "password"),
+];
 
 /// Names of the component schemas that `value` refers to.
 fn referenced(value: &Value, names: &mut Vec<String>) {
