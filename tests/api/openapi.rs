@@ -36,10 +36,8 @@ fn parts<'a>(spec: &'a Value, schema: &'a Value) -> Vec<&'a Value> {
 fn walk(spec: &Value, schema: &Value, value: &Value, at: &str, problems: &mut Vec<String>) {
     let parts = parts(spec, schema);
     match value {
-        Value::Null => {
-            if !parts.iter().any(|s| s["nullable"] == true) {
-                problems.push(format!("{at} is null but its schema is not nullable"));
-            }
+        Value::Null if !parts.iter().any(|s| s["nullable"] == true) => {
+            problems.push(format!("{at} is null but its schema is not nullable"));
         }
         Value::Object(fields) => {
             for part in &parts {
