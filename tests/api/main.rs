@@ -20,6 +20,7 @@ mod hygiene;
 mod integrity;
 mod patient_details;
 mod pages;
+mod openapi;
 mod patients;
 mod rulebook;
 mod schedule;

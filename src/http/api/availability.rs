@@ -55,6 +55,7 @@ pub struct Availability {
 /// The earliest free slot, if any within the booking horizon.
 #[derive(Debug, Object, Serialize)]
 pub struct NextSlot {
+    #[oai(nullable)]
     pub slot: Option<SlotObject>,
 }
 

@@ -51,7 +51,9 @@ pub struct NamedRef {
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct BookingPatient {
     pub name: String,
+    #[oai(nullable)]
     pub email: Option<String>,
+    #[oai(nullable)]
     pub phone: Option<String>,
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use poem_openapi::{Object, OpenApi, payload::Json};
 
-use crate::state::AppState;
+use crate::{http::problem::ApiResult, state::AppState};
 
 use super::ApiTags;
 
@@ -40,10 +40,12 @@ pub struct Clinic {
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Catalogue")]
 impl ClinicApi {
     /// The clinic's name, contact details, time zone and booking policy.
+    // Never an error of its own, but the layers around every operation (body limit, panics)
+    // can still answer a problem document, so the spec lists those statuses too.
     #[oai(path = "/clinic", method = "get")]
-    async fn clinic(&self) -> Json<Clinic> {
+    async fn clinic(&self) -> ApiResult<Json<Clinic>> {
         let s = &self.state.settings;
-        Json(Clinic {
+        Ok(Json(Clinic {
             name: s.clinic.name.clone(),
             phone: s.clinic.phone.clone(),
             email: s.clinic.email.clone(),
@@ -57,6 +59,6 @@ impl ClinicApi {
                 slot_step_minutes: s.policy.slot_step_minutes,
             },
             enquiry_response_time: s.enquiries.response_time.clone(),
-        })
+        }))
     }
 }

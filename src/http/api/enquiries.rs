@@ -92,12 +92,15 @@ pub struct Enquiry {
     pub status: EnquiryStatus,
     pub name: String,
     pub email: String,
+    #[oai(nullable)]
     pub phone: Option<String>,
     pub topic: Topic,
+    #[oai(nullable)]
     pub service_id: Option<Uuid>,
     pub message: String,
     pub preferred_contact: PreferredContact,
     pub received_at: String,
+    #[oai(nullable)]
     pub assignee_id: Option<Uuid>,
     pub notes: Vec<EnquiryNote>,
 }
@@ -107,6 +110,7 @@ pub struct Enquiry {
 pub struct EnquiryPatch {
     pub status: Option<EnquiryStatus>,
     /// A staff user to handle it; null unassigns.
+    #[oai(nullable)]
     pub assignee_id: MaybeUndefined<Uuid>,
     /// Up to 2,000 characters.
     pub note: Option<String>,

@@ -46,6 +46,7 @@ pub struct FeedLink {
     /// The secret subscription URL (`{public_url}/api/v1/feeds/{token}.ics`), present only in
     /// the response that created it: the server keeps just a hash of the token. `null` when
     /// the practitioner already has a feed; `POST` makes a new URL (and ends the old one).
+    #[oai(nullable)]
     pub url: Option<String>,
 }
 

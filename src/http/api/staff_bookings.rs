@@ -140,6 +140,7 @@ pub struct BookingEvent {
     pub kind: String,
     /// patient, staff or system.
     pub actor: String,
+    #[oai(nullable)]
     pub staff_id: Option<Uuid>,
     pub detail: serde_json::Value,
 }
@@ -150,6 +151,7 @@ pub struct StaffBookingView {
     pub booking: Booking,
     /// online or staff.
     pub source: String,
+    #[oai(nullable)]
     pub cancel_reason: Option<String>,
     pub events: Vec<BookingEvent>,
 }

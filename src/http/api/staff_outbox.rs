@@ -81,12 +81,15 @@ pub struct OutboxItem {
     /// When the next attempt is due (for a reminder: when it will be sent).
     pub next_attempt_at: DateTime<Utc>,
     /// Why the last try failed: the mail server's answer, or why it could not be reached.
+    #[oai(nullable)]
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
+    #[oai(nullable)]
     pub sent_at: Option<DateTime<Utc>>,
     /// The Message-ID header, the same on every attempt.
     pub message_id: String,
     /// The booking the email is about, if any.
+    #[oai(nullable)]
     pub appointment_id: Option<Uuid>,
 }
 

@@ -51,7 +51,9 @@ pub struct PatientItem {
     /// "Erased patient" once erased.
     pub name: String,
     /// Null for patients booked by phone without one, and after erasure.
+    #[oai(nullable)]
     pub email: Option<String>,
+    #[oai(nullable)]
     pub phone: Option<String>,
     pub created_at: String,
 }
@@ -121,10 +123,13 @@ pub struct PatientConsent {
 pub struct PatientDetail {
     pub id: Uuid,
     pub name: String,
+    #[oai(nullable)]
     pub email: Option<String>,
+    #[oai(nullable)]
     pub phone: Option<String>,
     pub created_at: String,
     /// When the patient's personal data was erased; null while it is held.
+    #[oai(nullable)]
     pub erased_at: Option<String>,
     /// Their bookings, latest start first (for a practitioner: only those with them).
     pub bookings: Vec<Booking>,
@@ -137,10 +142,13 @@ pub struct PatientDetail {
 pub struct ExportedPatient {
     pub id: Uuid,
     pub name: String,
+    #[oai(nullable)]
     pub email: Option<String>,
+    #[oai(nullable)]
     pub phone: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    #[oai(nullable)]
     pub erased_at: Option<String>,
 }
 
@@ -152,6 +160,7 @@ pub struct ExportedEvent {
     pub kind: String,
     /// patient or staff.
     pub actor: String,
+    #[oai(nullable)]
     pub staff_id: Option<Uuid>,
     pub detail: serde_json::Value,
 }
@@ -162,6 +171,7 @@ pub struct ExportedAppointment {
     pub booking: Booking,
     /// online or staff.
     pub source: String,
+    #[oai(nullable)]
     pub cancel_reason: Option<String>,
     pub updated_at: String,
     /// Oldest first.
@@ -176,8 +186,10 @@ pub struct ExportedEnquiry {
     pub status: String,
     pub name: String,
     pub email: String,
+    #[oai(nullable)]
     pub phone: Option<String>,
     pub topic: String,
+    #[oai(nullable)]
     pub service_id: Option<Uuid>,
     pub message: String,
     pub preferred_contact: String,
@@ -197,7 +209,9 @@ pub struct ExportedEmail {
     /// pending, sent, dead or void.
     pub status: String,
     pub created_at: String,
+    #[oai(nullable)]
     pub sent_at: Option<String>,
+    #[oai(nullable)]
     pub appointment_id: Option<Uuid>,
     /// The plain-text body as sent (or to be sent).
     pub text_body: String,

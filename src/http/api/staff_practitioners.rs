@@ -44,6 +44,7 @@ pub struct StaffPractitioner {
     pub title: String,
     pub bio: String,
     /// Where booking notices for this practitioner go.
+    #[oai(nullable)]
     pub email: Option<String>,
     pub active: bool,
     pub online_bookable: bool,
@@ -83,6 +84,7 @@ pub struct PractitionerPatch {
     pub title: Option<String>,
     pub bio: Option<String>,
     /// null removes the address.
+    #[oai(nullable)]
     pub email: MaybeUndefined<String>,
     pub active: Option<bool>,
     pub online_bookable: Option<bool>,
@@ -118,8 +120,10 @@ pub struct WorkingInterval {
     /// Local end, `HH:MM` (`24:00` = midnight), after `start`.
     pub end: String,
     /// First date the interval applies (inclusive); none = always.
+    #[oai(nullable)]
     pub valid_from: Option<NaiveDate>,
     /// Last date the interval applies (inclusive); none = open-ended.
+    #[oai(nullable)]
     pub valid_until: Option<NaiveDate>,
 }
 

@@ -36,9 +36,13 @@ pub struct StaffServicesApi {
 /// Per-service overrides of the clinic's booking policy; null = the clinic's default.
 #[derive(Debug, Clone, Default, Object)]
 pub struct ServicePolicy {
+    #[oai(nullable)]
     pub min_notice_minutes: Option<u32>,
+    #[oai(nullable)]
     pub max_advance_days: Option<u32>,
+    #[oai(nullable)]
     pub cancel_notice_hours: Option<u32>,
+    #[oai(nullable)]
     pub reschedule_notice_hours: Option<u32>,
 }
 
@@ -59,6 +63,7 @@ pub struct StaffService {
     pub active: bool,
     pub online_bookable: bool,
     /// Spacing of slot starts; null = the clinic's `policy.slot_step_minutes`.
+    #[oai(nullable)]
     pub slot_step_minutes: Option<u32>,
     pub policy: ServicePolicy,
 }
@@ -108,6 +113,7 @@ pub struct ServicePatch {
     pub price_pence: Option<u32>,
     pub active: Option<bool>,
     pub online_bookable: Option<bool>,
+    #[oai(nullable)]
     pub slot_step_minutes: MaybeUndefined<u32>,
     pub policy: Option<PolicyPatch>,
     /// Replaces the set of practitioners offering the service.
@@ -116,9 +122,13 @@ pub struct ServicePatch {
 
 #[derive(Object)]
 pub struct PolicyPatch {
+    #[oai(nullable)]
     pub min_notice_minutes: MaybeUndefined<u32>,
+    #[oai(nullable)]
     pub max_advance_days: MaybeUndefined<u32>,
+    #[oai(nullable)]
     pub cancel_notice_hours: MaybeUndefined<u32>,
+    #[oai(nullable)]
     pub reschedule_notice_hours: MaybeUndefined<u32>,
 }
 

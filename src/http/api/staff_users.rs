@@ -43,6 +43,7 @@ pub struct StaffUser {
     pub name: String,
     pub role: Role,
     /// The practitioner record of a practitioner account.
+    #[oai(nullable)]
     pub practitioner_id: Option<Uuid>,
     pub active: bool,
     pub created_at: DateTime<Utc>,
@@ -102,9 +103,11 @@ pub struct AuditEntry {
     pub id: Uuid,
     pub at: DateTime<Utc>,
     /// The staff member who made the change (none for system actions).
+    #[oai(nullable)]
     pub actor_id: Option<Uuid>,
     pub action: String,
     pub entity: String,
+    #[oai(nullable)]
     pub entity_id: Option<String>,
     pub detail: serde_json::Value,
 }
