@@ -15,6 +15,7 @@ pub mod staff_outbox;
 pub mod staff_patients;
 pub mod staff_practitioners;
 pub mod staff_schedule;
+pub mod staff_series;
 pub mod staff_services;
 pub mod staff_users;
 
@@ -78,6 +79,7 @@ pub type StaffApis = (
     staff_users::StaffUsersApi,
     staff_outbox::StaffOutboxApi,
     staff_patients::StaffPatientsApi,
+    staff_series::StaffSeriesApi,
 );
 
 pub fn apis(state: &Arc<AppState>) -> Apis {
@@ -102,6 +104,7 @@ pub fn apis(state: &Arc<AppState>) -> Apis {
             staff_users::StaffUsersApi { state: s() },
             staff_outbox::StaffOutboxApi { state: s() },
             staff_patients::StaffPatientsApi { state: s() },
+            staff_series::StaffSeriesApi { state: s() },
         ),
     )
 }
