@@ -76,6 +76,7 @@ pub(super) async fn staff_candidate(
 /// Decides which of `candidates` gets `start`, on what `txn` reads now. Among the ones the
 /// rulebook allows, the one with the fewest active appointments that local day wins (ties:
 /// lowest id). `except` is the appointment being moved.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn choose(
     txn: &DatabaseTransaction,
     ctx: Context<'_>,

@@ -321,7 +321,7 @@ mod tests {
         let allowed = decide(&query, &schedule, &[], at("20:00"), staff).expect("allowed");
         assert!(allowed.overridden.contains(Rule::Hours));
         assert_eq!(
-            decide(&query, &schedule, &[], at("14:30"), staff),
+            decide(&query, &schedule, &[], at("13:30"), staff),
             Err(Unavailable::Taken)
         );
         assert_eq!(

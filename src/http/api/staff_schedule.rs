@@ -12,11 +12,7 @@ use poem_openapi::{
 use uuid::Uuid;
 
 use crate::{
-    domain::{
-        FieldError,
-        catalogue::{Role, vocabulary},
-        text,
-    },
+    domain::{FieldError, catalogue::Role, text},
     http::{
         pagination::{Page, PageRequest},
         problem::{ApiError, ApiResult, ProblemConflict},
@@ -52,19 +48,16 @@ pub struct Closure {
     pub reason: String,
 }
 
-vocabulary!(
-    /// What to do with confirmed bookings inside a new period.
-    OnConflictMode {
-        Reject = "reject",
-        Cancel = "cancel",
-        Keep = "keep",
-    }
-);
-
-impl Default for OnConflictMode {
-    fn default() -> Self {
-        OnConflictMode::Reject
-    }
+/// What to do with confirmed bookings inside a new period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, poem_openapi::Enum)]
+pub enum OnConflictMode {
+    #[default]
+    #[oai(rename = "reject")]
+    Reject,
+    #[oai(rename = "cancel")]
+    Cancel,
+    #[oai(rename = "keep")]
+    Keep,
 }
 
 /// A period to block: `starts_at` before `ends_at`, at most 366 days long.
