@@ -55,12 +55,12 @@ async fn outbox(app: &TestApp) -> Vec<outbox_message::Model> {
         .expect("outbox")
 }
 
+/// A parsed property: (name, parameters as (key, value), value).
+type Prop = (String, Vec<(String, String)>, String);
+
 /// Each property of the first component named `component` (searched depth-first) as
 /// (name, params, value).
-fn props(
-    cal: &icalendar::parser::Calendar<'_>,
-    component: &str,
-) -> Vec<(String, Vec<(String, String)>, String)> {
+fn props(cal: &icalendar::parser::Calendar<'_>, component: &str) -> Vec<Prop> {
     fn find<'a>(
         list: &'a [icalendar::parser::Component<'a>],
         name: &str,
@@ -101,14 +101,11 @@ fn props(
         .collect()
 }
 
-fn prop<'a>(
-    list: &'a [(String, Vec<(String, String)>, String)],
-    name: &str,
-) -> Option<&'a (String, Vec<(String, String)>, String)> {
+fn prop<'a>(list: &'a [Prop], name: &str) -> Option<&'a Prop> {
     list.iter().find(|(n, _, _)| n == name)
 }
 
-fn tzid(p: &(String, Vec<(String, String)>, String)) -> Option<&str> {
+fn tzid(p: &Prop) -> Option<&str> {
     p.1.iter()
         .find(|(k, _)| k == "TZID")
         .map(|(_, v)| v.as_str())

@@ -143,7 +143,7 @@ pub struct ScopedCancellation {
 #[derive(Debug, Union)]
 #[oai(one_of = true)]
 pub enum CancelAnswer {
-    Booking(StaffBookingView),
+    Booking(Box<StaffBookingView>),
     Scoped(ScopedCancellation),
 }
 
@@ -413,7 +413,7 @@ impl StaffBookingsApi {
         let d = booking::cancel(&self.state, appt.id, Actor::Staff(auth.0.id), why, None)
             .await
             .map_err(|e| booking_problem(e, self.phone()))?;
-        Ok(Json(CancelAnswer::Booking(self.view(d).await?)))
+        Ok(Json(CancelAnswer::Booking(Box::new(self.view(d).await?))))
     }
 
     /// Moves a booking (staff may leave the grid and hours, never overlap another booking).
