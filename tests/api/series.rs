@@ -635,6 +635,32 @@ async fn cancelling_by_scope_cancels_this_the_following_or_all() {
         .to_string();
     let b = ids(&reply);
 
+    // The practitioner's feed shows every occurrence, marked as part of a course.
+    let feed = app
+        .post_as(
+            &admin,
+            &format!("/api/v1/staff/practitioners/{practitioner}/feed"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(feed.status, 200, "{}", feed.body);
+    let url = feed.body["url"].as_str().expect("url");
+    let path = &url[url.find("/api/v1/feeds/").expect("feed path")..];
+    let ics = app
+        .client
+        .get(app.url(path))
+        .send()
+        .await
+        .expect("feed")
+        .text()
+        .await
+        .expect("feed body");
+    let unfolded = icalendar::parser::unfold(&ics);
+    for id in &b {
+        assert!(unfolded.contains(&format!("UID:{id}@frontdesk")), "{unfolded}");
+    }
+    assert_eq!(unfolded.matches("Part of a course of treatment").count(), 6);
+
     let this = cancel(&app, &admin, &b[1], Some("this")).await;
     assert_eq!(this.status, 200, "{}", this.body);
     assert_eq!(this.body, json!({ "cancelled": [b[1]] }));
