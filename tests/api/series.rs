@@ -657,7 +657,10 @@ async fn cancelling_by_scope_cancels_this_the_following_or_all() {
         .expect("feed body");
     let unfolded = icalendar::parser::unfold(&ics);
     for id in &b {
-        assert!(unfolded.contains(&format!("UID:{id}@frontdesk")), "{unfolded}");
+        assert!(
+            unfolded.contains(&format!("UID:{id}@frontdesk")),
+            "{unfolded}"
+        );
     }
     assert_eq!(unfolded.matches("Part of a course of treatment").count(), 6);
 
@@ -877,4 +880,27 @@ async fn two_staff_creating_overlapping_series_concurrently_never_double_book() 
             );
         }
     }
+}
+
+#[tokio::test]
+async fn the_spec_documents_the_series_routes_the_scope_and_series_id() {
+    let app = spawn_app().await;
+    let spec = app.get("/openapi.json").await;
+    assert_eq!(spec.status, 200);
+    let paths = &spec.body["paths"];
+    for path in ["/api/v1/staff/series", "/api/v1/staff/series/preview"] {
+        assert!(paths[path]["post"].is_object(), "{path}");
+    }
+    let create = &paths["/api/v1/staff/series"]["post"]["responses"];
+    assert!(
+        create["201"].is_object() && create["409"].is_object(),
+        "{create}"
+    );
+    let schemas = &spec.body["components"]["schemas"];
+    assert!(schemas["Booking"]["properties"]["series_id"].is_object());
+    assert!(schemas["StaffCancelRequest"]["properties"]["scope"].is_object());
+    let cancel = &paths["/api/v1/staff/bookings/{id}/cancel"]["post"]["responses"]["200"];
+    let answer = cancel.to_string();
+    assert!(answer.contains("CancelAnswer"), "{answer}");
+    assert!(schemas["CancelAnswer"]["oneOf"].as_array().map(Vec::len) == Some(2));
 }
