@@ -26,6 +26,10 @@ pub struct Model {
     pub sequence: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The course of treatment this appointment belongs to, if any.
+    pub series_id: Option<Uuid>,
+    /// The start it was first booked at in its series (its RECURRENCE-ID).
+    pub series_start: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

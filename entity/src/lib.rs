@@ -13,6 +13,7 @@ pub mod outbox_message;
 pub mod patient;
 pub mod practitioner;
 pub mod practitioner_service;
+pub mod series;
 pub mod service;
 pub mod staff_session;
 pub mod staff_user;

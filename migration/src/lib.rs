@@ -18,6 +18,9 @@ mod m20261126_000013_add_practitioner_feed_token;
 mod m20261202_000001_add_outbox_failures;
 mod m20261202_000101_create_app_secrets;
 mod m20261202_000102_drop_staff_lockout_columns;
+mod m20261202_000301_create_series;
+mod m20261202_000302_add_appointment_series_id;
+mod m20261202_000303_add_appointment_series_start;
 mod m20261202_000701_create_webhook_endpoints;
 mod m20261202_000702_create_webhook_deliveries;
 
@@ -43,6 +46,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_add_outbox_failures::Migration),
             Box::new(m20261202_000101_create_app_secrets::Migration),
             Box::new(m20261202_000102_drop_staff_lockout_columns::Migration),
+            Box::new(m20261202_000301_create_series::Migration),
+            Box::new(m20261202_000302_add_appointment_series_id::Migration),
+            Box::new(m20261202_000303_add_appointment_series_start::Migration),
             Box::new(m20261202_000701_create_webhook_endpoints::Migration),
             Box::new(m20261202_000702_create_webhook_deliveries::Migration),
         ]

@@ -22,6 +22,7 @@ pub mod patients;
 mod place;
 mod placement;
 mod reschedule;
+pub mod series;
 
 use std::collections::HashMap;
 
@@ -202,6 +203,14 @@ fn email_view(settings: &Settings, d: &BookingDetails, manage_token: Option<&str
         end: d.appointment.ends_at,
         sequence: d.appointment.sequence,
         manage_url: manage_token.map(|t| format!("{public_url}/manage/{t}")),
+        series: d.appointment.series_id.map(|id| {
+            (
+                id,
+                d.appointment
+                    .series_start
+                    .unwrap_or(d.appointment.starts_at),
+            )
+        }),
     }
 }
 

@@ -57,7 +57,7 @@ pub async fn insert_with_fresh_reference(
 
 /// Inserts a confirmed appointment and its "created" history entry.
 #[allow(clippy::too_many_arguments)]
-async fn insert_confirmed(
+pub(super) async fn insert_confirmed(
     txn: &DatabaseTransaction,
     service: &service::Model,
     practitioner_id: Uuid,
@@ -67,6 +67,7 @@ async fn insert_confirmed(
     actor: Actor,
     token: &ManageToken,
     now: DateTime<Utc>,
+    series_id: Option<Uuid>,
 ) -> Result<appointment::Model, BookingError> {
     let (end, blocked_from, blocked_until) = placement::blocked(service, start);
     let appointment = insert_with_fresh_reference(
@@ -93,6 +94,8 @@ async fn insert_confirmed(
             sequence: 0,
             created_at: now,
             updated_at: now,
+            series_id,
+            series_start: series_id.map(|_| start),
         },
         booking::new_reference,
     )
@@ -209,6 +212,7 @@ pub async fn write_online(
         Actor::Patient,
         &token,
         now,
+        None,
     )
     .await?;
     webhooks::emit_booking(txn, now, EventType::BookingCreated, &appointment).await?;
@@ -306,6 +310,7 @@ pub async fn write_staff_booking(
         actor,
         &token,
         now,
+        None,
     )
     .await?;
     webhooks::emit_booking(txn, now, EventType::BookingCreated, &appointment).await?;

@@ -9,6 +9,7 @@ pub mod hours;
 pub mod localtime;
 pub mod policy;
 pub mod rulebook;
+pub mod series;
 pub mod text;
 
 /// One field that failed validation, with a message a person can act on.

@@ -133,17 +133,13 @@ pub(super) fn booking_vars(settings: &Settings, tz: Tz, change: BookingChange<'_
 
 pub(super) fn invite(
     settings: &Settings,
+    tz: Tz,
     booking: &BookingEmail,
     method: ical::Method,
     attendee: &Recipient,
     now: DateTime<Utc>,
 ) -> String {
-    let organizer = settings
-        .email
-        .from
-        .parse::<Mailbox>()
-        .map(|m| m.email.to_string())
-        .unwrap_or_default();
+    let organizer = organizer(settings);
     let summary = format!(
         "{} with {}",
         booking.service_name, booking.practitioner_name
@@ -170,5 +166,22 @@ pub(super) fn invite(
         organizer_email: &organizer,
         attendee_name: &attendee.name,
         attendee_email: &attendee.address,
+        recurrence: booking
+            .series
+            .map(|(series_id, recurrence_id)| ical::Recurrence::Occurrence {
+                series_id,
+                tz,
+                recurrence_id,
+            }),
     })
+}
+
+/// The organizer address of invitations: the address of `email.from`.
+pub(super) fn organizer(settings: &Settings) -> String {
+    settings
+        .email
+        .from
+        .parse::<Mailbox>()
+        .map(|m| m.email.to_string())
+        .unwrap_or_default()
 }

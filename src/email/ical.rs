@@ -4,7 +4,10 @@
 //! the same event; times in UTC; lines folded at 75 octets with CRLF endings.
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use uuid::Uuid;
+
+use super::vtimezone;
 
 /// The iTIP method of an invitation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +43,41 @@ pub struct Invite<'a> {
     pub organizer_email: &'a str,
     pub attendee_name: &'a str,
     pub attendee_email: &'a str,
+    /// For a course of treatment: the whole series, or one occurrence of it.
+    pub recurrence: Option<Recurrence<'a>>,
+}
+
+/// How an invitation belongs to a series: the series' one recurring event (local times with
+/// the clinic's TZID, RRULE, EXDATE for skipped dates), or one occurrence of it changed or
+/// cancelled (RECURRENCE-ID = the start it was first booked at).
+#[derive(Debug, Clone, Copy)]
+pub enum Recurrence<'a> {
+    Series {
+        series_id: Uuid,
+        tz: Tz,
+        every_weeks: u32,
+        /// `COUNT`; otherwise `until`.
+        count: Option<u32>,
+        until: Option<DateTime<Utc>>,
+        /// The last start the rule gives, for the zone's transitions.
+        last_start: DateTime<Utc>,
+        skipped: &'a [DateTime<Utc>],
+    },
+    Occurrence {
+        series_id: Uuid,
+        tz: Tz,
+        recurrence_id: DateTime<Utc>,
+    },
+}
+
+/// The UID of a series' recurring event.
+pub fn series_uid(series_id: Uuid) -> String {
+    format!("series-{series_id}@frontdesk")
+}
+
+/// `20270316T090000`: a local time in `tz`, for a `;TZID=` property.
+fn local(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz).format("%Y%m%dT%H%M%S").to_string()
 }
 
 /// The UID of every event about one booking.
@@ -53,18 +91,75 @@ pub fn render(invite: &Invite<'_>) -> String {
         Method::Request => "CONFIRMED",
         Method::Cancel => "CANCELLED",
     };
-    let lines = [
+    let mut lines = vec![
         "BEGIN:VCALENDAR".to_string(),
         "VERSION:2.0".to_string(),
         "PRODID:-//Frontdesk//Clinic bookings//EN".to_string(),
         "CALSCALE:GREGORIAN".to_string(),
         format!("METHOD:{}", invite.method.as_str()),
-        "BEGIN:VEVENT".to_string(),
-        format!("UID:{}", uid(invite.appointment_id)),
-        format!("SEQUENCE:{}", invite.sequence.max(0)),
-        format!("DTSTAMP:{}", utc(invite.stamp)),
-        format!("DTSTART:{}", utc(invite.start)),
-        format!("DTEND:{}", utc(invite.end)),
+    ];
+    match invite.recurrence {
+        None => lines.extend([
+            "BEGIN:VEVENT".to_string(),
+            format!("UID:{}", uid(invite.appointment_id)),
+            format!("SEQUENCE:{}", invite.sequence.max(0)),
+            format!("DTSTAMP:{}", utc(invite.stamp)),
+            format!("DTSTART:{}", utc(invite.start)),
+            format!("DTEND:{}", utc(invite.end)),
+        ]),
+        Some(Recurrence::Series {
+            series_id,
+            tz,
+            every_weeks,
+            count,
+            until,
+            last_start,
+            skipped,
+        }) => {
+            lines.extend(vtimezone::lines(tz, invite.start, last_start));
+            let zone = tz.name();
+            let end = match (count, until) {
+                (Some(n), _) => format!("COUNT={n}"),
+                (None, Some(u)) => format!("UNTIL={}", utc(u)),
+                (None, None) => "COUNT=1".to_string(),
+            };
+            lines.extend([
+                "BEGIN:VEVENT".to_string(),
+                format!("UID:{}", series_uid(series_id)),
+                format!("SEQUENCE:{}", invite.sequence.max(0)),
+                format!("DTSTAMP:{}", utc(invite.stamp)),
+                format!("DTSTART;TZID={zone}:{}", local(invite.start, tz)),
+                format!("DTEND;TZID={zone}:{}", local(invite.end, tz)),
+                format!("RRULE:FREQ=WEEKLY;INTERVAL={every_weeks};{end}"),
+            ]);
+            if !skipped.is_empty() {
+                let dates: Vec<String> = skipped.iter().map(|t| local(*t, tz)).collect();
+                lines.push(format!("EXDATE;TZID={zone}:{}", dates.join(",")));
+            }
+        }
+        Some(Recurrence::Occurrence {
+            series_id,
+            tz,
+            recurrence_id,
+        }) => {
+            lines.extend(vtimezone::lines(
+                tz,
+                invite.start.min(recurrence_id),
+                invite.start.max(recurrence_id),
+            ));
+            let zone = tz.name();
+            lines.extend([
+                "BEGIN:VEVENT".to_string(),
+                format!("UID:{}", series_uid(series_id)),
+                format!("RECURRENCE-ID;TZID={zone}:{}", local(recurrence_id, tz)),
+                format!("SEQUENCE:{}", invite.sequence.max(0)),
+                format!("DTSTAMP:{}", utc(invite.stamp)),
+                format!("DTSTART;TZID={zone}:{}", local(invite.start, tz)),
+                format!("DTEND;TZID={zone}:{}", local(invite.end, tz)),
+            ]);
+        }
+    }
+    lines.extend([
         format!("SUMMARY:{}", text(invite.summary)),
         format!("LOCATION:{}", text(invite.location)),
         format!("DESCRIPTION:{}", text(invite.description)),
@@ -82,7 +177,7 @@ pub fn render(invite: &Invite<'_>) -> String {
         "TRANSP:OPAQUE".to_string(),
         "END:VEVENT".to_string(),
         "END:VCALENDAR".to_string(),
-    ];
+    ]);
     let mut out = String::new();
     for line in &lines {
         fold_into(&mut out, line);
@@ -257,6 +352,7 @@ mod tests {
             organizer_email: "bookings@example.com",
             attendee_name: attendee,
             attendee_email: "pat@example.com",
+            recurrence: None,
         }
     }
 

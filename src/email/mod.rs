@@ -8,8 +8,10 @@ pub mod health;
 pub mod ical;
 pub mod outbox;
 pub mod render;
+mod series;
 pub mod smtp;
 pub mod transport;
+mod vtimezone;
 pub mod worker;
 
 use std::path::Path;
@@ -27,6 +29,7 @@ pub use compose::local_when;
 pub use health::{DeliveryHealth, FailureKind};
 pub use outbox::OutgoingEmail;
 pub use render::{Rendered, Templates};
+pub use series::{SeriesEmail, series_confirmed};
 pub use transport::{Mailer, SendError};
 
 /// Every kind of email the service sends; the name is the stem of its template files.
@@ -95,6 +98,9 @@ pub struct BookingEmail {
     /// The booking's iCalendar SEQUENCE (incremented on every change).
     pub sequence: i32,
     pub manage_url: Option<String>,
+    /// For an occurrence of a course of treatment: the series and the start the occurrence
+    /// was first booked at (its RECURRENCE-ID in the series' recurring invitation).
+    pub series: Option<(Uuid, DateTime<Utc>)>,
 }
 
 /// A change to a booking that people must hear about.
@@ -199,7 +205,7 @@ pub async fn booking_changed(
             BookingChange::Cancelled { .. } => (EmailKind::BookingCancelled, ical::Method::Cancel),
         };
         let to = Recipient::new(address, &booking.patient_name);
-        let ics = compose::invite(settings, booking, method, &to, now);
+        let ics = compose::invite(settings, tz, booking, method, &to, now);
         let email = compose::email(&templates, kind, &to, None, &vars, &domain)?.with_booking(
             booking.appointment_id,
             Some((ics, method.as_str())),

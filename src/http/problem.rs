@@ -2,7 +2,7 @@
 //! Causes are logged; clients see only a code, a title and a safe detail.
 
 use poem::http::StatusCode;
-use poem_openapi::{ApiResponse, Object, payload::Json};
+use poem_openapi::{ApiResponse, Object, Union, payload::Json};
 
 use crate::domain::FieldError;
 
@@ -23,9 +23,27 @@ pub struct Problem {
     /// For validation failures: each field that was rejected and why.
     #[oai(skip_serializing_if_is_none)]
     pub errors: Option<Vec<ProblemField>>,
-    /// For `conflicts_with_bookings`: the confirmed bookings in the way.
+    /// For `conflicts_with_bookings`: the confirmed bookings in the way; for
+    /// `series_conflicts`: the occurrences that cannot be booked.
     #[oai(skip_serializing_if_is_none)]
-    pub conflicts: Option<Vec<ProblemConflict>>,
+    pub conflicts: Option<Vec<Conflict>>,
+}
+
+/// One entry of a problem's `conflicts`.
+#[derive(Debug, Clone, Union)]
+#[oai(one_of = true)]
+pub enum Conflict {
+    Booking(ProblemConflict),
+    Occurrence(OccurrenceConflict),
+}
+
+/// An occurrence of a series that cannot be booked.
+#[derive(Debug, Clone, Object)]
+pub struct OccurrenceConflict {
+    /// RFC 3339 in UTC.
+    pub start: String,
+    /// taken, time_off or closure.
+    pub reason: String,
 }
 
 /// A confirmed booking that a new time off or closure would cover.
@@ -173,7 +191,23 @@ impl ApiError {
                 conflicts.len()
             ),
         );
-        problem.conflicts = Some(conflicts);
+        problem.conflicts = Some(conflicts.into_iter().map(Conflict::Booking).collect());
+        Self::Conflict(Json(problem))
+    }
+
+    /// 409 `series_conflicts`, listing the occurrences that cannot be booked.
+    pub fn series_conflicts(conflicts: Vec<OccurrenceConflict>) -> Self {
+        let mut problem = Problem::new(
+            StatusCode::CONFLICT,
+            "series_conflicts",
+            "Series conflicts",
+            format!(
+                "{} occurrence(s) of the series cannot be booked; nothing was booked. Send \
+                 \"on_conflict\": \"skip\" to book the others.",
+                conflicts.len()
+            ),
+        );
+        problem.conflicts = Some(conflicts.into_iter().map(Conflict::Occurrence).collect());
         Self::Conflict(Json(problem))
     }
 

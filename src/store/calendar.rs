@@ -27,6 +27,8 @@ pub struct CalendarAppointment {
     pub service_id: Uuid,
     pub service_name: String,
     pub patient_name: String,
+    /// The course of treatment it belongs to, if any.
+    pub series_id: Option<Uuid>,
 }
 
 /// Appointments that overlap [from, until), ordered by start: of the given practitioners, or
@@ -52,6 +54,7 @@ pub async fn appointments_between(
             a(A::Sequence),
             a(A::UpdatedAt),
             a(A::ServiceId),
+            a(A::SeriesId),
         ])
         .expr_as(
             Expr::col((service::Entity, service::Column::Name)),

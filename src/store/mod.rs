@@ -12,6 +12,7 @@ pub mod feeds;
 pub mod patients;
 pub mod privacy;
 pub mod schedule;
+pub mod series;
 pub mod staff;
 
 use std::time::Duration;

@@ -123,7 +123,7 @@ pub fn booking_data(b: &appointment::Model) -> serde_json::Value {
         "practitioner_id": b.practitioner_id,
         "start": b.starts_at.to_rfc3339_opts(SecondsFormat::Secs, true),
         "end": b.ends_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-        "series_id": serde_json::Value::Null,
+        "series_id": b.series_id,
     })
 }
 

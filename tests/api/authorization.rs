@@ -262,6 +262,38 @@ async fn every_staff_route_answers_each_role_as_designed() {
             |_| json!({ "reason": "other" }),
             [422, 422, 404, 401],
         ),
+        with_body(
+            Method::POST,
+            format!("/api/v1/staff/bookings/{booking}/cancel"),
+            |_| json!({ "reason": "other", "scope": "all" }),
+            [422, 422, 404, 401],
+        ),
+        with_body(
+            Method::POST,
+            "/api/v1/staff/series/preview".into(),
+            {
+                let (svc, theirs) = (svc.clone(), theirs.clone());
+                move |_| {
+                    json!({ "service_id": svc, "practitioner_id": theirs,
+                    "first_start": format!("{}T20:00:00+00:00", in_days(40)), "count": 3,
+                    "patient": { "name": "Course Patient" } })
+                }
+            },
+            [200, 200, 403, 401],
+        ),
+        with_body(
+            Method::POST,
+            "/api/v1/staff/series".into(),
+            {
+                let (svc, theirs) = (svc.clone(), theirs.clone());
+                move |i| {
+                    json!({ "service_id": svc, "practitioner_id": theirs,
+                    "first_start": format!("{}T20:00:00+00:00", in_days(60 + i as i64)),
+                    "count": 1, "patient": { "name": "Course Patient" } })
+                }
+            },
+            [201, 201, 403, 401],
+        ),
         route(
             Method::GET,
             "/api/v1/staff/patients".into(),

@@ -111,6 +111,8 @@ async fn booking_at(app: &TestApp, start: DateTime<Utc>) -> BookingEmail {
         sequence: Set(0),
         created_at: Set(now),
         updated_at: Set(now),
+        series_id: Set(None),
+        series_start: Set(None),
     }
     .insert(&app.db)
     .await
@@ -130,6 +132,7 @@ async fn booking_at(app: &TestApp, start: DateTime<Utc>) -> BookingEmail {
             "{}/manage/tok-{suffix}",
             app.settings.server.public_url
         )),
+        series: None,
     }
 }
 

@@ -25,6 +25,7 @@ mod patients;
 mod rulebook;
 mod schedule;
 mod schedule_conflicts;
+mod series;
 mod smtp;
 mod staff_bookings;
 mod staff_catalogue;

@@ -75,6 +75,8 @@ pub struct Booking {
     pub patient: BookingPatient,
     pub notes: String,
     pub created_at: String,
+    /// The course of treatment (series) this booking belongs to; null for a single booking.
+    pub series_id: Option<Uuid>,
 }
 
 pub fn booking_object(d: &BookingDetails, tz: chrono_tz::Tz) -> Booking {
@@ -105,6 +107,7 @@ pub fn booking_object(d: &BookingDetails, tz: chrono_tz::Tz) -> Booking {
         },
         notes: a.notes.clone(),
         created_at: utc(a.created_at),
+        series_id: a.series_id,
     }
 }
 

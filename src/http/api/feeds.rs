@@ -168,7 +168,13 @@ impl FeedsApi {
                 start: a.starts_at,
                 end: a.ends_at,
                 summary: summary(a),
-                description: format!("Reference {} ({}).", a.reference, a.status),
+                description: match a.series_id {
+                    Some(_) => format!(
+                        "Reference {} ({}). Part of a course of treatment.",
+                        a.reference, a.status
+                    ),
+                    None => format!("Reference {} ({}).", a.reference, a.status),
+                },
                 cancelled: a.status == "cancelled",
             })
             .collect();
@@ -247,6 +253,7 @@ mod tests {
             service_id: Uuid::nil(),
             service_name: "Initial assessment".into(),
             patient_name: patient_name.into(),
+            series_id: None,
         }
     }
 

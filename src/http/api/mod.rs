@@ -15,6 +15,7 @@ pub mod staff_outbox;
 pub mod staff_patients;
 pub mod staff_practitioners;
 pub mod staff_schedule;
+pub mod staff_series;
 pub mod staff_services;
 pub mod staff_users;
 pub mod staff_webhooks;
@@ -82,6 +83,7 @@ pub type StaffApis = (
     staff_outbox::StaffOutboxApi,
     staff_patients::StaffPatientsApi,
     staff_webhooks::StaffWebhooksApi,
+    staff_series::StaffSeriesApi,
 );
 
 pub fn apis(state: &Arc<AppState>) -> Apis {
@@ -107,6 +109,7 @@ pub fn apis(state: &Arc<AppState>) -> Apis {
             staff_outbox::StaffOutboxApi { state: s() },
             staff_patients::StaffPatientsApi { state: s() },
             staff_webhooks::StaffWebhooksApi { state: s() },
+            staff_series::StaffSeriesApi { state: s() },
         ),
     )
 }

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use entity::appointment;
 use poem_openapi::{
-    ApiResponse, Object, OpenApi,
+    ApiResponse, Object, OpenApi, Union,
     param::{Path, Query},
     payload::Json,
 };
 use uuid::Uuid;
 
 use crate::{
-    booking::{self, Actor, BookingDetails, Cancellation, Move, StaffBooking},
+    booking::{self, Actor, BookingDetails, Cancellation, Move, StaffBooking, series::Scope},
     domain::{
         FieldError,
         booking::{BookingStatus, parse_notes},
@@ -71,7 +71,7 @@ impl OverrideRule {
 }
 
 /// The rules listed in a request, for the rulebook.
-fn listed(overrides: &[OverrideRule]) -> Vec<Rule> {
+pub(super) fn listed(overrides: &[OverrideRule]) -> Vec<Rule> {
     overrides.iter().map(|o| o.rule()).collect()
 }
 
@@ -110,11 +110,41 @@ pub struct StaffBookingRequest {
     pub overrides: Vec<OverrideRule>,
 }
 
+vocabulary!(
+    /// Which bookings of a course of treatment a cancellation covers.
+    CancelScope {
+        This = "this",
+        Following = "following",
+        All = "all",
+    }
+);
+
 #[derive(Debug, Object)]
 pub struct StaffCancelRequest {
     pub reason: CancelReason,
     /// Up to 500 characters.
     pub note: Option<String>,
+    /// For a booking of a series: `this` (the booking alone), `following` (it and every later
+    /// occurrence) or `all` (every occurrence not yet attended). A single booking is just
+    /// cancelled whatever the scope. With a scope, the answer is `{"cancelled": [ids]}`;
+    /// without one, the booking as before.
+    pub scope: Option<CancelScope>,
+}
+
+/// The bookings a scoped cancellation cancelled.
+#[derive(Debug, Object)]
+pub struct ScopedCancellation {
+    /// Every booking in the scope that is now cancelled (for `following`, the named booking
+    /// included).
+    pub cancelled: Vec<Uuid>,
+}
+
+/// A cancellation's answer: the booking, or with `scope` the ids cancelled.
+#[derive(Debug, Union)]
+#[oai(one_of = true)]
+pub enum CancelAnswer {
+    Booking(Box<StaffBookingView>),
+    Scoped(ScopedCancellation),
 }
 
 #[derive(Debug, Object)]
@@ -160,6 +190,47 @@ pub struct StaffBookingView {
 pub enum StaffBookingCreated {
     #[oai(status = 201)]
     Created(Json<StaffBookingView>, #[oai(header = "Location")] String),
+}
+
+/// A staff booking's patient and notes, parsed; every field error is collected.
+pub(super) fn parse_patient(
+    patient: &StaffPatientInput,
+    notes: Option<&str>,
+    errors: &mut Vec<FieldError>,
+) -> Option<(
+    PersonName,
+    Option<EmailAddress>,
+    Option<PhoneNumber>,
+    String,
+)> {
+    let name = PersonName::parse("patient.name", &patient.name).map_err(|e| errors.push(e));
+    let email = match patient
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        Some(e) => EmailAddress::parse("patient.email", e)
+            .map(Some)
+            .map_err(|e| errors.push(e)),
+        None => Ok(None),
+    };
+    let phone = match patient
+        .phone
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        Some(p) => PhoneNumber::parse("patient.phone", p)
+            .map(Some)
+            .map_err(|e| errors.push(e)),
+        None => Ok(None),
+    };
+    let notes = parse_notes(notes).map_err(|e| errors.push(e));
+    match (name, email, phone, notes) {
+        (Ok(name), Ok(email), Ok(phone), Ok(notes)) => Some((name, email, phone, notes)),
+        _ => None,
+    }
 }
 
 fn local_bound(state: &AppState, date: NaiveDate, end: bool) -> DateTime<Utc> {
@@ -264,36 +335,8 @@ impl StaffBookingsApi {
         }
         let mut errors: Vec<FieldError> = Vec::new();
         let start = parse_start("start", &request.start).map_err(|e| errors.push(e));
-        let name =
-            PersonName::parse("patient.name", &request.patient.name).map_err(|e| errors.push(e));
-        let email = match request
-            .patient
-            .email
-            .as_deref()
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-        {
-            Some(e) => EmailAddress::parse("patient.email", e)
-                .map(Some)
-                .map_err(|e| errors.push(e)),
-            None => Ok(None),
-        };
-        let phone = match request
-            .patient
-            .phone
-            .as_deref()
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-        {
-            Some(p) => PhoneNumber::parse("patient.phone", p)
-                .map(Some)
-                .map_err(|e| errors.push(e)),
-            None => Ok(None),
-        };
-        let notes = parse_notes(request.notes.as_deref()).map_err(|e| errors.push(e));
-        let (Ok(start), Ok(name), Ok(email), Ok(phone), Ok(notes)) =
-            (start, name, email, phone, notes)
-        else {
+        let patient = parse_patient(&request.patient, request.notes.as_deref(), &mut errors);
+        let (Ok(start), Some((name, email, phone, notes))) = (start, patient) else {
             return Err(ApiError::validation(errors));
         };
         let booked = booking::book_by_staff(
@@ -334,7 +377,7 @@ impl StaffBookingsApi {
         auth: StaffAuth,
         id: Path<String>,
         body: Json<StaffCancelRequest>,
-    ) -> ApiResult<Json<StaffBookingView>> {
+    ) -> ApiResult<Json<CancelAnswer>> {
         let appt = self.visible(&auth.0, path_id(&id, "booking")?).await?;
         let note = match body
             .0
@@ -346,16 +389,33 @@ impl StaffBookingsApi {
             Some(n) => Some(text::multi_line("note", n, 500)?),
             None => None,
         };
-        let d = booking::cancel(
-            &self.state,
-            appt.id,
-            Actor::Staff(auth.0.id),
-            Cancellation::by_staff(body.0.reason.as_str(), note.as_deref()),
-            None,
-        )
-        .await
-        .map_err(|e| booking_problem(e, self.phone()))?;
-        Ok(Json(self.view(d).await?))
+        let why = Cancellation::by_staff(body.0.reason.as_str(), note.as_deref());
+        if let Some(scope) = body.0.scope {
+            let scope = match scope {
+                CancelScope::This => Scope::This,
+                CancelScope::Following => Scope::Following,
+                CancelScope::All => Scope::All,
+            };
+            let only_practitioner = match auth.0.role {
+                Role::Practitioner => auth.0.practitioner_id,
+                _ => None,
+            };
+            let cancelled = booking::series::cancel_scoped(
+                &self.state,
+                appt.id,
+                auth.0.id,
+                why,
+                scope,
+                only_practitioner,
+            )
+            .await
+            .map_err(|e| booking_problem(e, self.phone()))?;
+            return Ok(Json(CancelAnswer::Scoped(ScopedCancellation { cancelled })));
+        }
+        let d = booking::cancel(&self.state, appt.id, Actor::Staff(auth.0.id), why, None)
+            .await
+            .map_err(|e| booking_problem(e, self.phone()))?;
+        Ok(Json(CancelAnswer::Booking(Box::new(self.view(d).await?))))
     }
 
     /// Moves a booking (staff may leave the grid and hours, never overlap another booking).

@@ -66,6 +66,9 @@ pub struct CalendarEntry {
     pub local_end: String,
     pub service: NamedRef,
     pub patient: CalendarPatient,
+    /// The course of treatment (series) this appointment belongs to; null for a single
+    /// booking.
+    pub series_id: Option<Uuid>,
 }
 
 /// A blocked period: a practitioner's time off or a clinic closure.
@@ -132,6 +135,7 @@ fn entry(a: CalendarAppointment, tz: Tz) -> CalendarEntry {
         patient: CalendarPatient {
             name: a.patient_name,
         },
+        series_id: a.series_id,
     }
 }
 
