@@ -9,6 +9,7 @@ use crate::{
     cache::TtlCache, config::Settings, email::Mailer, http::rate_limit::RateLimits,
     metrics::Metrics, store::availability::StaticCache,
 };
+use crate::store::writer::Writer;
 
 pub struct AppState {
     pub db: DatabaseConnection,
@@ -24,6 +25,8 @@ pub struct AppState {
     pub slot_answers: TtlCache<String, bytes::Bytes>,
     /// The way emails leave the outbox (SMTP or `.eml` files), with its connection pool.
     pub mailer: Mailer,
+    /// Booking writes queue here (one SQLite writer with group commit; direct on PostgreSQL).
+    pub writer: Writer,
 }
 
 impl AppState {
@@ -31,15 +34,18 @@ impl AppState {
         let tz = settings.time_zone();
         let limits = RateLimits::new(&settings.rate_limit);
         let answer_ttl = std::time::Duration::from_millis(settings.availability.answer_cache_ms);
+        let writer = Writer::start(db.clone());
+        let metrics = Metrics::new(&db);
         Self {
             db,
             settings: Arc::new(settings),
             tz,
             limits,
-            metrics: Metrics::default(),
+            metrics,
             slot_inputs: StaticCache::new(std::time::Duration::from_secs(5), 1_000),
             slot_answers: TtlCache::new(answer_ttl, 10_000),
             mailer,
+            writer,
         }
     }
 }

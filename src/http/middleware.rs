@@ -61,9 +61,10 @@ pub async fn request_context<E: Endpoint>(
         }
         let elapsed = started.elapsed();
         let status = response.status();
-        state
-            .metrics
-            .observe(status.as_u16(), elapsed.as_micros() as u64);
+        let route = response
+            .data::<poem::PathPattern>()
+            .map_or("unmatched", |p| &*p.0);
+        state.metrics.observe(route, status.as_u16(), elapsed);
         tracing::info!(
             status = status.as_u16(),
             ms = elapsed.as_secs_f64() * 1000.0,

@@ -12,6 +12,7 @@ pub mod feeds;
 pub mod patients;
 pub mod schedule;
 pub mod staff;
+pub mod writer;
 
 use std::time::Duration;
 
