@@ -247,14 +247,20 @@ async fn insert_confirmed(
     notes: String,
     actor: Actor,
     now: DateTime<Utc>,
+    identity: NewIdentity,
 ) -> Result<(appointment::Model, String), BookingError> {
-    let manage_token = token::generate();
+    let NewIdentity {
+        id,
+        reference,
+        manage_token,
+        token_hash,
+    } = identity;
     let (end, blocked_from, blocked_until) = blocked(service, start);
     let appointment = store::bookings::insert(
         txn,
         appointment::Model {
-            id: Uuid::new_v4(),
-            reference: booking::new_reference(),
+            id,
+            reference,
             service_id: service.id,
             practitioner_id,
             patient_id,
@@ -269,7 +275,7 @@ async fn insert_confirmed(
             }
             .to_string(),
             notes,
-            manage_token_hash: Some(token::hash(&manage_token)),
+            manage_token_hash: Some(token_hash),
             cancel_reason: None,
             sequence: 0,
             created_at: now,
@@ -333,23 +339,123 @@ async fn book_once(
             BookingError::Invalid(vec![FieldError::new("service_id", "no such service")])
         })?;
     let candidates = candidates(db, service.id, new.practitioner_id).await?;
-    let txn = store::begin_write(db).await?;
+    // Everything that does not depend on what the transaction reads is done before the write
+    // slot: the new booking's id, reference and token hash, and — when the practitioner is
+    // named — its emails, rendered for them.
+    let identity = NewIdentity::generate();
+    let prepared = match new.practitioner_id {
+        Some(pid) => match store::catalogue::find_practitioner(db, pid).await? {
+            Some(practitioner) => {
+                let view = new_booking_view(state, &service, &practitioner, &new, &identity);
+                let emails = email::prepare_booking_changed(
+                    &state.settings,
+                    state.tz,
+                    BookingChange::Confirmed(&view),
+                    now,
+                )?;
+                Some((practitioner, emails))
+            }
+            None => None,
+        },
+        None => None,
+    };
+    state
+        .writer
+        .write(async |txn| {
+            book_in(
+                txn,
+                state,
+                new,
+                service,
+                &candidates,
+                identity,
+                prepared,
+                idempotency,
+                now,
+            )
+            .await
+        })
+        .await
+        .map_err(|e| match e {
+            BookingError::Database(e) => write_error(e),
+            other => other,
+        })
+}
+
+/// A new booking's id, reference and manage token, made before its transaction.
+struct NewIdentity {
+    id: Uuid,
+    reference: String,
+    manage_token: String,
+    token_hash: String,
+}
+
+impl NewIdentity {
+    fn generate() -> Self {
+        let manage_token = token::generate();
+        Self {
+            id: Uuid::new_v4(),
+            reference: booking::new_reference(),
+            token_hash: token::hash(&manage_token),
+            manage_token,
+        }
+    }
+}
+
+/// What the emails of a new online booking say (as `email_view` would for the stored one).
+fn new_booking_view(
+    state: &AppState,
+    service: &service::Model,
+    practitioner: &practitioner::Model,
+    new: &NewBooking,
+    identity: &NewIdentity,
+) -> BookingEmail {
+    let public_url = state.settings.server.public_url.trim_end_matches('/');
+    let (end, _, _) = blocked(service, new.start);
+    BookingEmail {
+        appointment_id: identity.id,
+        reference: identity.reference.clone(),
+        service_name: service.name.clone(),
+        practitioner_name: practitioner.name.clone(),
+        practitioner_email: practitioner.email.clone(),
+        patient_name: new.patient.name.as_str().to_string(),
+        patient_email: Some(new.patient.email.as_str().to_string()),
+        start: new.start,
+        end,
+        sequence: 0,
+        manage_url: Some(format!("{public_url}/manage/{}", identity.manage_token)),
+    }
+}
+
+/// The booking transaction itself: check, claim, insert, emails — run in the write slot.
+#[allow(clippy::too_many_arguments)]
+async fn book_in(
+    txn: &DatabaseTransaction,
+    state: &AppState,
+    new: NewBooking,
+    service: service::Model,
+    candidates: &[Uuid],
+    identity: NewIdentity,
+    prepared: Option<(practitioner::Model, email::PreparedEmails)>,
+    idempotency: Option<&IdempotentResponse<'_>>,
+    now: DateTime<Utc>,
+) -> Result<Booked, BookingError> {
     if let Some(idem) = idempotency {
-        if let Some(stored) = store::bookings::find_idempotent(&txn, &idem.key, now).await? {
+        if let Some(stored) = store::bookings::find_idempotent(txn, &idem.key, now).await? {
             return Err(BookingError::Replay(Box::new(stored)));
         }
-        store::bookings::claim_idempotent(&txn, &idem.key, &idem.request_hash, now).await?;
+        store::bookings::claim_idempotent(txn, &idem.key, &idem.request_hash, now).await?;
     }
     let practitioner_id =
-        choose_practitioner(&txn, state, &service, &candidates, new.start, now, None).await?;
-    let patient = store::patients::upsert_by_email(&txn, &new.patient, now, false).await?;
+        choose_practitioner(txn, state, &service, candidates, new.start, now, None).await?;
+    let patient = store::patients::upsert_by_email(txn, &new.patient, now, false).await?;
     let limit = state.settings.booking.max_active_per_patient;
-    if store::bookings::count_upcoming_for_patient(&txn, patient.id, now).await? >= u64::from(limit)
+    if store::bookings::count_upcoming_for_patient(txn, patient.id, now).await? >= u64::from(limit)
     {
         return Err(BookingError::LimitReached(limit));
     }
     store::patients::record_consents(
-        &txn,
+        txn,
         patient.id,
         true,
         new.patient.marketing_consent,
@@ -358,7 +464,7 @@ async fn book_once(
     )
     .await?;
     let (appointment, manage_token) = insert_confirmed(
-        &txn,
+        txn,
         &service,
         practitioner_id,
         patient.id,
@@ -366,11 +472,22 @@ async fn book_once(
         new.notes,
         Actor::Patient,
         now,
+        identity,
     )
     .await?;
-    let practitioner = store::catalogue::find_practitioner(&txn, practitioner_id)
-        .await?
-        .ok_or(DbErr::RecordNotFound("practitioner".into()))?;
+    // The emails rendered before the slot are for the named practitioner; one chosen here
+    // (any practitioner) is read and rendered now.
+    let (practitioner, emails) = match prepared {
+        Some((practitioner, emails)) if practitioner.id == practitioner_id => {
+            (practitioner, Some(emails))
+        }
+        _ => (
+            store::catalogue::find_practitioner(txn, practitioner_id)
+                .await?
+                .ok_or(DbErr::RecordNotFound("practitioner".into()))?,
+            None,
+        ),
+    };
     // Shown back (and emailed) as this request gave them, never the stored record's: the
     // form is public, and the address alone must not reveal anyone's name or phone.
     let shown = patient::Model {
@@ -387,19 +504,23 @@ async fn book_once(
         },
         manage_token,
     };
-    let view = email_view(state, &booked.details, Some(&booked.manage_token));
-    email::booking_changed(
-        &txn,
-        &state.settings,
-        state.tz,
-        BookingChange::Confirmed(&view),
-    )
-    .await?;
+    let emails = match emails {
+        Some(emails) => emails,
+        None => {
+            let view = email_view(state, &booked.details, Some(&booked.manage_token));
+            email::prepare_booking_changed(
+                &state.settings,
+                state.tz,
+                BookingChange::Confirmed(&view),
+                now,
+            )?
+        }
+    };
+    emails.write(txn).await?;
     if let Some(idem) = idempotency {
         let (status, body, location) = (idem.render)(&booked);
-        store::bookings::complete_idempotent(&txn, &idem.key, status, body, location).await?;
+        store::bookings::complete_idempotent(txn, &idem.key, status, body, location).await?;
     }
-    txn.commit().await.map_err(write_error)?;
     Ok(booked)
 }
 
@@ -818,6 +939,7 @@ pub async fn book_by_staff(
         request.notes,
         actor,
         now,
+        NewIdentity::generate(),
     )
     .await?;
     audit_staff(

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use chrono_tz::Tz;
 use sea_orm::DatabaseConnection;
 
+use crate::store::writer::Writer;
 use crate::{
     cache::TtlCache, config::Settings, email::Mailer, http::rate_limit::RateLimits,
     metrics::Metrics, store::availability::StaticCache,
 };
-use crate::store::writer::Writer;
 
 pub struct AppState {
     pub db: DatabaseConnection,

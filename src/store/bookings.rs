@@ -66,7 +66,7 @@ pub async fn record_event(
     detail: serde_json::Value,
     at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    appointment_event::ActiveModel {
+    appointment_event::Entity::insert(appointment_event::ActiveModel {
         id: Set(Uuid::new_v4()),
         appointment_id: Set(appointment_id),
         at: Set(at),
@@ -74,8 +74,8 @@ pub async fn record_event(
         actor: Set(actor.to_string()),
         staff_id: Set(staff_id),
         detail: Set(detail.to_string()),
-    }
-    .insert(conn)
+    })
+    .exec_without_returning(conn)
     .await?;
     Ok(())
 }

@@ -97,7 +97,9 @@ impl Writer {
         match committed.await {
             Ok(Ok(())) => Ok(value),
             Ok(Err(message)) => Err(DbErr::Custom(message).into()),
-            Err(_) => Err(DbErr::Custom("the database writer stopped before committing".into()).into()),
+            Err(_) => {
+                Err(DbErr::Custom("the database writer stopped before committing".into()).into())
+            }
         }
     }
 }
@@ -173,11 +175,9 @@ async fn run(db: DatabaseConnection, mut queue: mpsc::Receiver<Ticket>) {
         }
         crate::metrics::writer_batch(decided);
         let result = match Arc::try_unwrap(txn) {
-            Ok(txn) if broken => txn
-                .rollback()
-                .await
-                .map_err(|e| e.to_string())
-                .and(Err("a write in the same batch failed; nothing was saved".to_string())),
+            Ok(txn) if broken => txn.rollback().await.map_err(|e| e.to_string()).and(Err(
+                "a write in the same batch failed; nothing was saved".to_string(),
+            )),
             Ok(txn) => txn.commit().await.map_err(|e| e.to_string()),
             // Every job drops its handle before reporting; this cannot happen, but a
             // transaction someone still holds must not be reported as committed.
