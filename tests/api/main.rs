@@ -13,6 +13,7 @@ mod email;
 mod enquiries;
 mod feeds;
 mod hygiene;
+mod metrics;
 mod patients;
 mod schedule;
 mod smtp;
