@@ -633,7 +633,7 @@ pub async fn cancel(
     manage_token: Option<&str>,
 ) -> Result<BookingDetails, BookingError> {
     let now = Utc::now();
-    let txn = store::begin_write(&state.db).await?;
+    let txn = state.writer.begin().await?;
     let mut appt = store::bookings::find(&txn, appointment_id)
         .await?
         .ok_or(DbErr::RecordNotFound("appointment".into()))?;
@@ -726,7 +726,7 @@ pub async fn reschedule(
         Actor::Patient => candidates(db, service.id, requested).await?,
         Actor::Staff(_) => Vec::new(),
     };
-    let txn = store::begin_write(db).await?;
+    let txn = state.writer.begin().await?;
     let mut appt = store::bookings::find(&txn, appointment_id)
         .await?
         .ok_or(DbErr::RecordNotFound("appointment".into()))?;
@@ -921,7 +921,7 @@ pub async fn book_by_staff(
                 "no such active service",
             )])
         })?;
-    let txn = store::begin_write(&state.db).await?;
+    let txn = state.writer.begin().await?;
     check_staff_slot(&txn, &service, request.practitioner_id, request.start, None).await?;
     let patient = match &request.patient_email {
         Some(email) => {
@@ -989,7 +989,7 @@ pub async fn record_attendance(
 ) -> Result<BookingDetails, BookingError> {
     use BookingStatus::*;
     let now = Utc::now();
-    let txn = store::begin_write(&state.db).await?;
+    let txn = state.writer.begin().await?;
     let mut appt = store::bookings::find(&txn, appointment_id)
         .await?
         .ok_or(DbErr::RecordNotFound("appointment".into()))?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono_tz::Tz;
 use sea_orm::DatabaseConnection;
 
-use crate::store::writer::Writer;
+use crate::store::{busy::BusyCache, writer::Writer};
 use crate::{
     cache::TtlCache, config::Settings, email::Mailer, http::rate_limit::RateLimits,
     metrics::Metrics, store::availability::StaticCache,
@@ -25,6 +25,8 @@ pub struct AppState {
     pub slot_answers: TtlCache<String, bytes::Bytes>,
     /// The way emails leave the outbox (SMTP or `.eml` files), with its connection pool.
     pub mailer: Mailer,
+    /// Busy ranges for slot search, in memory on SQLite; dropped by every write here.
+    pub busy: BusyCache,
     /// Booking writes queue here (one SQLite writer with group commit; direct on PostgreSQL).
     pub writer: Writer,
 }
@@ -36,6 +38,7 @@ impl AppState {
         let answer_ttl = std::time::Duration::from_millis(settings.availability.answer_cache_ms);
         let writer = Writer::start(db.clone());
         let metrics = Metrics::new(&db);
+        let busy = BusyCache::for_backend(db.get_database_backend());
         Self {
             db,
             settings: Arc::new(settings),
@@ -45,6 +48,7 @@ impl AppState {
             slot_inputs: StaticCache::new(std::time::Duration::from_secs(5), 1_000),
             slot_answers: TtlCache::new(answer_ttl, 10_000),
             mailer,
+            busy,
             writer,
         }
     }

@@ -55,6 +55,7 @@ pub async fn request_context<E: Endpoint>(
         // rather than in every handler.
         if is_write && response.status().is_success() {
             state.slot_answers.clear();
+            state.busy.invalidate();
             if is_staff {
                 state.slot_inputs.clear();
             }

@@ -5,6 +5,7 @@ pub mod appointments;
 pub mod audit;
 pub mod availability;
 pub mod bookings;
+pub mod busy;
 pub mod calendar;
 pub mod catalogue;
 pub mod enquiries;

@@ -71,11 +71,37 @@ impl Writer {
         E: From<DbErr>,
         F: AsyncFnOnce(&DatabaseTransaction) -> Result<T, E>,
     {
+        let txn = self.begin().await?;
+        // An `Err` drops the slot: its savepoint rolls back and the writer goes on.
+        let value = job(&txn).await?;
+        txn.commit().await?;
+        Ok(value)
+    }
+}
+
+/// A write slot held as a value (see [`Writer::begin`]): use it as the transaction, then
+/// `commit` (answered after the batch's COMMIT) or drop it (its writes are undone).
+pub struct WriteTxn {
+    /// The job's savepoint (SQLite) or its own transaction (PostgreSQL).
+    txn: Option<DatabaseTransaction>,
+    /// The batch: shared transaction, report and commit answer (SQLite only).
+    batch: Option<(
+        Arc<DatabaseTransaction>,
+        oneshot::Sender<Done>,
+        oneshot::Receiver<Result<(), String>>,
+    )>,
+}
+
+impl Writer {
+    /// Takes the write slot: on SQLite a savepoint inside the writer's current batch, on
+    /// PostgreSQL a transaction of its own (as `store::begin_write`). Same rules as
+    /// [`Writer::write`]: write only through it, and do not hold it across slow work.
+    pub async fn begin(&self) -> Result<WriteTxn, DbErr> {
         let Some(queue) = &self.queue else {
-            let txn = super::begin_write(&self.db).await?;
-            let value = job(&txn).await?;
-            txn.commit().await?;
-            return Ok(value);
+            return Ok(WriteTxn {
+                txn: Some(super::begin_write(&self.db).await?),
+                batch: None,
+            });
         };
         let (ticket, turn) = oneshot::channel();
         queue
@@ -90,44 +116,107 @@ impl Writer {
         } = turn
             .await
             .map_err(|_| DbErr::Custom("the database writer dropped a write".into()))?;
-        let (outcome, how) = run_in_savepoint(txn, job).await;
-        // The writer is waiting for this; if it has gone, the commit answer below says so.
-        let _ = done.send(how);
-        let value = outcome?;
-        match committed.await {
-            Ok(Ok(())) => Ok(value),
-            Ok(Err(message)) => Err(DbErr::Custom(message).into()),
-            Err(_) => {
-                Err(DbErr::Custom("the database writer stopped before committing".into()).into())
+        match txn.begin().await {
+            Ok(savepoint) => Ok(WriteTxn {
+                txn: Some(savepoint),
+                batch: Some((txn, done, committed)),
+            }),
+            Err(e) => {
+                drop(txn);
+                let _ = done.send(Done::Broken);
+                Err(e)
             }
         }
     }
 }
 
-/// Runs a job in a savepoint of the shared transaction and releases or rolls it back.
-/// The transaction handle is dropped before returning, so the writer can commit.
-async fn run_in_savepoint<T, E, F>(txn: Arc<DatabaseTransaction>, job: F) -> (Result<T, E>, Done)
-where
-    E: From<DbErr>,
-    F: AsyncFnOnce(&DatabaseTransaction) -> Result<T, E>,
-{
-    let savepoint = match txn.begin().await {
-        Ok(savepoint) => savepoint,
-        Err(e) => return (Err(e.into()), Done::Broken),
-    };
-    let outcome = job(&savepoint).await;
-    let how = match &outcome {
-        Ok(_) => match savepoint.commit().await {
-            Ok(()) => Done::Kept,
-            Err(e) => return (Err(e.into()), Done::Broken),
-        },
-        Err(_) => match savepoint.rollback().await {
-            Ok(()) => Done::Undone,
-            Err(_) => Done::Broken,
-        },
-    };
-    drop(txn);
-    (outcome, how)
+impl WriteTxn {
+    /// Keeps the writes; returns once they are committed (with the rest of the batch).
+    pub async fn commit(mut self) -> Result<(), DbErr> {
+        let Some(txn) = self.txn.take() else {
+            return Err(DbErr::Custom("the write was already finished".into()));
+        };
+        let Some((shared, done, committed)) = self.batch.take() else {
+            return txn.commit().await;
+        };
+        let released = txn.commit().await;
+        drop(shared);
+        if let Err(e) = released {
+            let _ = done.send(Done::Broken);
+            return Err(e);
+        }
+        let _ = done.send(Done::Kept);
+        match committed.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(DbErr::Custom(message)),
+            Err(_) => Err(DbErr::Custom(
+                "the database writer stopped before committing".into(),
+            )),
+        }
+    }
+}
+
+impl std::ops::Deref for WriteTxn {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &DatabaseTransaction {
+        // Present from `begin` until `commit` consumes the value.
+        match &self.txn {
+            Some(txn) => txn,
+            None => unreachable!("a WriteTxn is used only before commit"),
+        }
+    }
+}
+
+impl Drop for WriteTxn {
+    fn drop(&mut self) {
+        // Not committed: the savepoint (or transaction) rolls back as it drops, before the
+        // writer lets the next job in.
+        drop(self.txn.take());
+        if let Some((shared, done, _)) = self.batch.take() {
+            drop(shared);
+            let _ = done.send(Done::Undone);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl sea_orm::ConnectionTrait for WriteTxn {
+    fn get_database_backend(&self) -> DbBackend {
+        self.deref_txn().get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: sea_orm::Statement) -> Result<sea_orm::ExecResult, DbErr> {
+        self.deref_txn().execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<sea_orm::ExecResult, DbErr> {
+        self.deref_txn().execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(
+        &self,
+        stmt: sea_orm::Statement,
+    ) -> Result<Option<sea_orm::QueryResult>, DbErr> {
+        self.deref_txn().query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(
+        &self,
+        stmt: sea_orm::Statement,
+    ) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
+        self.deref_txn().query_all_raw(stmt).await
+    }
+
+    fn support_returning(&self) -> bool {
+        self.deref_txn().support_returning()
+    }
+}
+
+impl WriteTxn {
+    fn deref_txn(&self) -> &DatabaseTransaction {
+        self
+    }
 }
 
 /// The writer task: one batch at a time, until every `Writer` is dropped.
@@ -320,6 +409,27 @@ mod tests {
             .await
             .expect("the writer goes on");
         assert_eq!(values(&db).await, vec![1]);
+    }
+
+    #[tokio::test]
+    async fn a_slot_taken_with_begin_commits_with_its_batch_and_a_dropped_one_leaves_nothing() {
+        let (_dir, db) = sqlite().await;
+        let writer = Writer::start(db.clone());
+        let kept = writer.begin().await.expect("slot");
+        insert(&kept, 1).await.expect("insert");
+        // Not yet committed: another connection does not see it.
+        assert_eq!(count(&db, 1).await.expect("count"), 0);
+        kept.commit().await.expect("commit");
+        assert_eq!(count(&db, 1).await.expect("count"), 1);
+        {
+            let dropped = writer.begin().await.expect("slot");
+            insert(&dropped, 2).await.expect("insert");
+        }
+        let next = writer.begin().await.expect("the writer goes on");
+        assert_eq!(count(&*next, 2).await.expect("count"), 0);
+        insert(&next, 3).await.expect("insert");
+        next.commit().await.expect("commit");
+        assert_eq!(values(&db).await, vec![1, 3]);
     }
 
     #[tokio::test]

@@ -137,13 +137,11 @@ impl AvailabilityApi {
         // Widen by a day each side: local days and buffers reach past UTC midnight.
         let span_from = localtime::instant_at(tz, from, 0) - Duration::days(1);
         let span_until = localtime::instant_at(tz, to, 24 * 60) + Duration::days(1);
-        let busy = store::appointments::busy_ranges(
-            &self.state.db,
-            practitioner_ids,
-            span_from,
-            span_until,
-        )
-        .await?;
+        let busy = self
+            .state
+            .busy
+            .busy_ranges(&self.state.db, practitioner_ids, span_from, span_until)
+            .await?;
         let schedules: Vec<PractitionerSchedule> = practitioner_ids
             .iter()
             .map(|&id| PractitionerSchedule {
