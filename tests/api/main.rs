@@ -16,6 +16,7 @@ mod hygiene;
 mod metrics;
 mod patients;
 mod schedule;
+mod slot_search;
 mod smtp;
 mod staff_bookings;
 mod staff_catalogue;
