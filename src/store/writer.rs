@@ -79,17 +79,20 @@ impl Writer {
     }
 }
 
+/// A job's share of a batch: the shared transaction, its report and its commit answer.
+type Batch = (
+    Arc<DatabaseTransaction>,
+    oneshot::Sender<Done>,
+    oneshot::Receiver<Result<(), String>>,
+);
+
 /// A write slot held as a value (see [`Writer::begin`]): use it as the transaction, then
 /// `commit` (answered after the batch's COMMIT) or drop it (its writes are undone).
 pub struct WriteTxn {
     /// The job's savepoint (SQLite) or its own transaction (PostgreSQL).
     txn: Option<DatabaseTransaction>,
     /// The batch: shared transaction, report and commit answer (SQLite only).
-    batch: Option<(
-        Arc<DatabaseTransaction>,
-        oneshot::Sender<Done>,
-        oneshot::Receiver<Result<(), String>>,
-    )>,
+    batch: Option<Batch>,
 }
 
 impl Writer {
