@@ -97,7 +97,7 @@ pub async fn add_time_off(
     period: NewPeriod,
 ) -> Result<Created<time_off::Model>, ScheduleError> {
     let now = Utc::now();
-    let txn = store::begin_write(&state.db).await?;
+    let txn = state.writer.begin().await?;
     let created = write_time_off(
         &txn,
         Context::of(state),
@@ -169,7 +169,7 @@ pub async fn add_closure(
     period: NewPeriod,
 ) -> Result<Created<closure::Model>, ScheduleError> {
     let now = Utc::now();
-    let txn = store::begin_write(&state.db).await?;
+    let txn = state.writer.begin().await?;
     let created = write_closure(&txn, Context::of(state), staff_id, &period, now).await?;
     txn.commit().await?;
     Ok(created)

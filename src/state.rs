@@ -5,6 +5,7 @@ use std::sync::Arc;
 use chrono_tz::Tz;
 use sea_orm::DatabaseConnection;
 
+use crate::store::{busy::BusyCache, writer::Writer};
 use crate::{
     auth::{password::HashGate, throttle::LoginThrottle},
     cache::TtlCache,
@@ -38,6 +39,10 @@ pub struct AppState {
     pub ip_hasher: IpHasher,
     /// The way emails leave the outbox (SMTP or `.eml` files), with its connection pool.
     pub mailer: Mailer,
+    /// Busy ranges for slot search, in memory on SQLite; dropped by every write here.
+    pub busy: BusyCache,
+    /// Booking writes queue here (one SQLite writer with group commit; direct on PostgreSQL).
+    pub writer: Writer,
 }
 
 impl AppState {
@@ -58,12 +63,15 @@ impl AppState {
         );
         let hashing = HashGate::new(settings.auth.max_concurrent_hashes());
         let ip_hasher = IpHasher::from_settings(&settings.privacy);
+        let writer = Writer::start(db.clone());
+        let metrics = Metrics::new(&db);
+        let busy = BusyCache::for_backend(db.get_database_backend());
         Self {
             db,
             settings: Arc::new(settings),
             tz,
             limits,
-            metrics: Metrics::default(),
+            metrics,
             slot_inputs: StaticCache::new(std::time::Duration::from_secs(5), 1_000),
             slot_answers: TtlCache::bounded_in_bytes(answer_ttl, answer_cache_bytes),
             trusted_proxies,
@@ -71,6 +79,8 @@ impl AppState {
             hashing,
             ip_hasher,
             mailer,
+            busy,
+            writer,
         }
     }
 }

@@ -23,7 +23,7 @@ pub async fn record_attendance(
 ) -> Result<BookingDetails, BookingError> {
     use BookingStatus::*;
     let now = Utc::now();
-    let txn = store::begin_write(&state.db).await?;
+    let txn = state.writer.begin().await?;
     let mut appt = store::bookings::find(&txn, appointment_id)
         .await?
         .ok_or(DbErr::RecordNotFound("appointment".into()))?;

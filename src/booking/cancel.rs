@@ -60,7 +60,7 @@ pub async fn cancel(
     why: Cancellation,
     manage_token: Option<&str>,
 ) -> Result<BookingDetails, BookingError> {
-    let txn = store::begin_write(&state.db).await?;
+    let txn = state.writer.begin().await?;
     let details = write_cancellation(
         &txn,
         Context::of(state),

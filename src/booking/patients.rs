@@ -97,7 +97,7 @@ pub async fn update(
     staff_id: Uuid,
 ) -> Result<patient::Model, PatientUpdateError> {
     let now = Utc::now();
-    let txn = store::begin_write(&state.db).await?;
+    let txn = state.writer.begin().await?;
     let patient = write_update(&txn, patient_id, change, staff_id, now).await?;
     txn.commit().await.map_err(|e| {
         if store::is_unique_violation(&e) {

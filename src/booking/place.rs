@@ -128,10 +128,23 @@ pub async fn book(
     for _ in 1..attempts {
         match book_once(state, &new, idempotency.as_ref()).await {
             Err(BookingError::SlotUnavailable) => continue,
-            other => return other,
+            other => return counted(other),
         }
     }
-    book_once(state, &new, idempotency.as_ref()).await
+    counted(book_once(state, &new, idempotency.as_ref()).await)
+}
+
+/// Counts an online booking attempt's outcome for `/metrics` (a replayed answer is not a new
+/// attempt, and a database failure is an error, not a decision).
+fn counted(result: Result<Booked, BookingError>) -> Result<Booked, BookingError> {
+    use crate::metrics::{BookingOutcome, booking};
+    match &result {
+        Ok(_) => booking(BookingOutcome::Confirmed),
+        Err(BookingError::SlotUnavailable) => booking(BookingOutcome::Conflict),
+        Err(BookingError::Replay(_) | BookingError::Database(_)) => {}
+        Err(_) => booking(BookingOutcome::Refused),
+    }
+    result
 }
 
 async fn book_once(
@@ -140,7 +153,7 @@ async fn book_once(
     idempotency: Option<&IdempotentResponse<'_>>,
 ) -> Result<Booked, BookingError> {
     let token = ManageToken::generate();
-    let txn = store::begin_write(&state.db).await?;
+    let txn = state.writer.begin().await?;
     let booked = write_online(
         &txn,
         Context::of(state),
@@ -252,7 +265,7 @@ pub async fn book_by_staff(
     staff_id: Uuid,
 ) -> Result<Booked, BookingError> {
     let token = ManageToken::generate();
-    let txn = store::begin_write(&state.db).await?;
+    let txn = state.writer.begin().await?;
     let booked = write_staff_booking(
         &txn,
         Context::of(state),

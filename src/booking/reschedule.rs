@@ -47,7 +47,7 @@ pub async fn reschedule(
         Actor::Staff(_) => Some(ManageToken::generate()),
         Actor::Patient => None,
     };
-    let txn = store::begin_write(&state.db).await?;
+    let txn = state.writer.begin().await?;
     let details = write_reschedule(
         &txn,
         Context::of(state),

@@ -180,9 +180,7 @@ pub async fn create(
     for attempt in 1..=ATTEMPTS {
         let tokens: Vec<ManageToken> = (0..count).map(|_| ManageToken::generate()).collect();
         let series_id = Uuid::new_v4();
-        let txn = store::begin_write(&state.db)
-            .await
-            .map_err(BookingError::from)?;
+        let txn = state.writer.begin().await.map_err(BookingError::from)?;
         let written = write_series(
             &txn,
             Context::of(state),
@@ -383,7 +381,7 @@ pub async fn cancel_scoped(
     scope: Scope,
     only_practitioner: Option<Uuid>,
 ) -> Result<Vec<Uuid>, BookingError> {
-    let txn = store::begin_write(&state.db).await?;
+    let txn = state.writer.begin().await?;
     let ids = write_scoped_cancellation(
         &txn,
         Context::of(state),

@@ -190,11 +190,40 @@ pub async fn booking_changed(
     tz: Tz,
     change: BookingChange<'_>,
 ) -> Result<(), DbErr> {
+    prepare_booking_changed(settings, tz, change, Utc::now())?
+        .write(conn)
+        .await
+}
+
+/// The emails of one booking change, rendered and not yet written: rendering needs no
+/// database, so a writer can do it before taking the write slot and only write the rows in it.
+#[derive(Debug)]
+pub struct PreparedEmails {
+    appointment_id: Uuid,
+    emails: Vec<OutgoingEmail>,
+}
+
+impl PreparedEmails {
+    /// Writes the rows (in one statement) after voiding the booking's pending reminder: a
+    /// booking has at most one, for its current time. Pass the transaction of the change.
+    pub async fn write(self, conn: &impl ConnectionTrait) -> Result<(), DbErr> {
+        outbox::void_reminders(conn, self.appointment_id).await?;
+        outbox::enqueue_many(conn, &self.emails).await
+    }
+}
+
+/// Renders what [`booking_changed`] writes, as of `now`.
+pub fn prepare_booking_changed(
+    settings: &Settings,
+    tz: Tz,
+    change: BookingChange<'_>,
+    now: DateTime<Utc>,
+) -> Result<PreparedEmails, DbErr> {
     let templates = templates(settings)?;
     let booking = change.booking();
-    let now = Utc::now();
     let vars = compose::booking_vars(settings, tz, change);
     let domain = compose::message_id_domain(settings);
+    let mut emails = Vec::with_capacity(4);
 
     if let Some(address) = &booking.patient_email {
         let (kind, method) = match change {
@@ -206,40 +235,40 @@ pub async fn booking_changed(
         };
         let to = Recipient::new(address, &booking.patient_name);
         let ics = compose::invite(settings, tz, booking, method, &to, now);
-        let email = compose::email(&templates, kind, &to, None, &vars, &domain)?.with_booking(
-            booking.appointment_id,
-            Some((ics, method.as_str())),
-            now,
+        emails.push(
+            compose::email(&templates, kind, &to, None, &vars, &domain)?.with_booking(
+                booking.appointment_id,
+                Some((ics, method.as_str())),
+                now,
+            ),
         );
-        outbox::enqueue(conn, &email).await?;
     }
     if let Some(address) = &booking.practitioner_email {
         let to = Recipient::new(address, &booking.practitioner_name);
-        let email = compose::email(
+        emails.push(
+            compose::email(
+                &templates,
+                EmailKind::PractitionerNotice,
+                &to,
+                None,
+                &vars,
+                &domain,
+            )?
+            .with_booking(booking.appointment_id, None, now),
+        );
+    }
+    let staff = Recipient::staff_inbox(settings);
+    emails.push(
+        compose::email(
             &templates,
-            EmailKind::PractitionerNotice,
-            &to,
+            EmailKind::StaffNotice,
+            &staff,
             None,
             &vars,
             &domain,
         )?
-        .with_booking(booking.appointment_id, None, now);
-        outbox::enqueue(conn, &email).await?;
-    }
-    let staff = Recipient::staff_inbox(settings);
-    let email = compose::email(
-        &templates,
-        EmailKind::StaffNotice,
-        &staff,
-        None,
-        &vars,
-        &domain,
-    )?
-    .with_booking(booking.appointment_id, None, now);
-    outbox::enqueue(conn, &email).await?;
-
-    // A booking has at most one pending reminder, for its current time.
-    outbox::void_reminders(conn, booking.appointment_id).await?;
+        .with_booking(booking.appointment_id, None, now),
+    );
     if let (false, Some(address)) = (
         matches!(change, BookingChange::Cancelled { .. }),
         &booking.patient_email,
@@ -248,12 +277,16 @@ pub async fn booking_changed(
         let at = booking.start - chrono::Duration::hours(i64::from(hours));
         if hours > 0 && at > now {
             let to = Recipient::new(address, &booking.patient_name);
-            let email = compose::email(&templates, EmailKind::Reminder, &to, None, &vars, &domain)?
-                .with_booking(booking.appointment_id, None, at);
-            outbox::enqueue(conn, &email).await?;
+            emails.push(
+                compose::email(&templates, EmailKind::Reminder, &to, None, &vars, &domain)?
+                    .with_booking(booking.appointment_id, None, at),
+            );
         }
     }
-    Ok(())
+    Ok(PreparedEmails {
+        appointment_id: booking.appointment_id,
+        emails,
+    })
 }
 
 /// Renders `kind` with the clinic's details and `vars` and writes it into the outbox, due now;

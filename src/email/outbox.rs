@@ -15,9 +15,8 @@ use std::time::Duration;
 use chrono::{DateTime, DurationRound, Utc};
 use entity::outbox_message::{self, Column};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
-    sea_query::Expr,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -53,6 +52,27 @@ pub struct OutgoingEmail {
 /// Writes `email` as a pending row; pass the transaction of the change that causes it.
 pub async fn enqueue(conn: &impl ConnectionTrait, email: &OutgoingEmail) -> Result<Uuid, DbErr> {
     let id = Uuid::new_v4();
+    outbox_message::Entity::insert(pending_row(id, email))
+        .exec_without_returning(conn)
+        .await?;
+    Ok(id)
+}
+
+/// Writes every email as a pending row in one statement (nothing for none).
+pub async fn enqueue_many(
+    conn: &impl ConnectionTrait,
+    emails: &[OutgoingEmail],
+) -> Result<(), DbErr> {
+    if emails.is_empty() {
+        return Ok(());
+    }
+    outbox_message::Entity::insert_many(emails.iter().map(|e| pending_row(Uuid::new_v4(), e)))
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+fn pending_row(id: Uuid, email: &OutgoingEmail) -> outbox_message::ActiveModel {
     outbox_message::ActiveModel {
         id: Set(id),
         kind: Set(email.kind.as_str().to_string()),
@@ -75,9 +95,6 @@ pub async fn enqueue(conn: &impl ConnectionTrait, email: &OutgoingEmail) -> Resu
         sent_at: Set(None),
         failures: Set(0),
     }
-    .insert(conn)
-    .await?;
-    Ok(id)
 }
 
 /// Voids the pending reminders of an appointment (it was cancelled or moved); returns how many.

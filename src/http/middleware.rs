@@ -69,15 +69,17 @@ pub async fn request_context<E: Endpoint>(
         // rather than in every handler.
         if is_write && response.status().is_success() {
             state.slot_answers.clear();
+            state.busy.invalidate();
             if is_staff {
                 state.slot_inputs.clear();
             }
         }
         let elapsed = started.elapsed();
         let status = response.status();
-        state
-            .metrics
-            .observe(status.as_u16(), elapsed.as_micros() as u64);
+        let route = response
+            .data::<poem::PathPattern>()
+            .map_or("unmatched", |p| &*p.0);
+        state.metrics.observe(route, status.as_u16(), elapsed);
         tracing::info!(
             status = status.as_u16(),
             ms = elapsed.as_secs_f64() * 1000.0,

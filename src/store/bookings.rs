@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use entity::{appointment, appointment_event, idempotency_key};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, IntoActiveModel,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use uuid::Uuid;
@@ -15,7 +15,17 @@ pub async fn insert(
     conn: &impl ConnectionTrait,
     model: appointment::Model,
 ) -> Result<appointment::Model, DbErr> {
-    model.into_active_model().reset_all().insert(conn).await
+    match conn.get_database_backend() {
+        // SQLite has no RETURNING here, so `insert` would read the row back; it stores what it
+        // is given (text timestamps at full precision), so the model is the row.
+        DbBackend::Sqlite => {
+            appointment::Entity::insert(model.clone().into_active_model().reset_all())
+                .exec_without_returning(conn)
+                .await?;
+            Ok(model)
+        }
+        _ => model.into_active_model().reset_all().insert(conn).await,
+    }
 }
 
 pub async fn update(
@@ -66,7 +76,7 @@ pub async fn record_event(
     detail: serde_json::Value,
     at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    appointment_event::ActiveModel {
+    appointment_event::Entity::insert(appointment_event::ActiveModel {
         id: Set(Uuid::new_v4()),
         appointment_id: Set(appointment_id),
         at: Set(at),
@@ -74,8 +84,8 @@ pub async fn record_event(
         actor: Set(actor.to_string()),
         staff_id: Set(staff_id),
         detail: Set(detail.to_string()),
-    }
-    .insert(conn)
+    })
+    .exec_without_returning(conn)
     .await?;
     Ok(())
 }

@@ -5,6 +5,7 @@ pub mod appointments;
 pub mod audit;
 pub mod availability;
 pub mod bookings;
+pub mod busy;
 pub mod calendar;
 pub mod catalogue;
 pub mod enquiries;
@@ -14,6 +15,7 @@ pub mod privacy;
 pub mod schedule;
 pub mod series;
 pub mod staff;
+pub mod writer;
 
 use std::time::Duration;
 

@@ -123,18 +123,16 @@ impl AvailabilityApi {
         practitioner_ids: &[Uuid],
         from: NaiveDate,
         to: NaiveDate,
-    ) -> ApiResult<Vec<(Uuid, DateTime<Utc>, DateTime<Utc>)>> {
+    ) -> ApiResult<Arc<Vec<(Uuid, DateTime<Utc>, DateTime<Utc>)>>> {
         let tz = self.state.tz;
         // Widen by a day each side: local days and buffers reach past UTC midnight.
         let span_from = localtime::instant_at(tz, from, 0) - Duration::days(1);
         let span_until = localtime::instant_at(tz, to, 24 * 60) + Duration::days(1);
-        Ok(store::appointments::busy_ranges(
-            &self.state.db,
-            practitioner_ids,
-            span_from,
-            span_until,
-        )
-        .await?)
+        Ok(self
+            .state
+            .busy
+            .busy_ranges(&self.state.db, practitioner_ids, span_from, span_until)
+            .await?)
     }
 
     /// Free slots for local dates `from..=to`, given what blocks time (read for at least

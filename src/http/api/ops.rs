@@ -84,10 +84,9 @@ impl OpsApi {
     /// Request counters, outbox gauges and SMTP failures in the Prometheus text format.
     #[oai(path = "/metrics", method = "get")]
     async fn metrics(&self) -> PlainText<String> {
-        let mut out = self.state.metrics.render();
-        // Read at scrape time; a database that does not answer leaves the gauges out.
+        // Read at scrape time; a database that does not answer leaves the gauges as they were.
         match outbox_gauges(&self.state).await {
-            Ok(gauges) => crate::metrics::render_outbox(&mut out, &gauges),
+            Ok(gauges) => crate::metrics::record_outbox(&gauges),
             Err(e) => tracing::warn!(error = %e, "outbox gauges not available"),
         }
         let failures = self
@@ -101,7 +100,8 @@ impl OpsApi {
                     .map(|k| (k.as_str(), 0))
                     .collect()
             });
-        crate::metrics::render_smtp_failures(&mut out, &failures);
+        crate::metrics::record_smtp_failures(&failures);
+        let out = self.state.metrics.render();
         PlainText(out)
     }
 }

@@ -1,0 +1,686 @@
+//! The side-by-side load run: the release binary under HTTP load, with the ceilings measured in
+//! the same run, three runs of each, medians and ratios written into BENCHMARKS.md.
+//!
+//!   cargo bench --bench load                     # SQLite phases, ceilings, RSS
+//!   FRONTDESK_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres \
+//!     cargo bench --bench load                   # plus the PostgreSQL phases
+//!
+//! `LOAD_SECONDS` (default 3) bounds every phase; `LOAD_RUNS` (default 3) repeats them;
+//! `LOAD_NO_WRITE=1` prints the tables without touching BENCHMARKS.md. Every server is a
+//! child process of this one on loopback, stopped at the end of its phase.
+//!
+//! Phases: booking POST at 1/4/16/64 clients on SQLite (one practitioner working around the
+//! clock, a 30-minute service, every request a distinct free slot); the bare SQLite ceiling
+//! (WAL, synchronous=FULL, one connection: BEGIN IMMEDIATE, overlap check, insert, COMMIT);
+//! one-week one-practitioner slot search at 64 connections with the answer cache off;
+//! `/health/live` at 64; on PostgreSQL booking POST at 64 clients across two instances on one
+//! database, the bare insert under the same exclusion constraint, and the slot search. RSS is
+//! read from /proc: idle after start and the peak during each load.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, DurationRound, Utc};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use serde_json::{Value, json};
+
+const ADMIN_EMAIL: &str = "bench-admin@clinic.test";
+const ADMIN_PASSWORD: &str = "bench password for the load run";
+
+fn seconds() -> Duration {
+    Duration::from_secs(
+        std::env::var("LOAD_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3),
+    )
+}
+
+fn runs() -> usize {
+    std::env::var("LOAD_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+}
+
+/// One measured phase.
+#[derive(Clone, Debug, Default)]
+struct Figures {
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+    peak_rss_mb: f64,
+}
+
+/// A server process on loopback.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(work: &Path, database_url: &str, name: &str) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let log = std::fs::File::create(work.join(format!("{name}.log"))).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_frontdesk"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("FRONTDESK_ENV", "development")
+            .env("FRONTDESK__DATABASE__URL", database_url)
+            .env("FRONTDESK__SERVER__PORT", port.to_string())
+            .env("FRONTDESK__EMAIL__FILE_DIR", work.join("mail"))
+            .env("FRONTDESK__LOG__LEVEL", "warn")
+            .env("FRONTDESK__DEMO__SEED", "false")
+            .env("FRONTDESK__BOOTSTRAP__ADMIN_EMAIL", ADMIN_EMAIL)
+            .env("FRONTDESK__BOOTSTRAP__ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("FRONTDESK__RATE_LIMIT__ENABLED", "false")
+            .env("FRONTDESK__BOOKING__MAX_ACTIVE_PER_PATIENT", "1000000")
+            .env("FRONTDESK__POLICY__MIN_NOTICE_MINUTES", "0")
+            .env("FRONTDESK__POLICY__MAX_ADVANCE_DAYS", "3650")
+            .env("FRONTDESK__AVAILABILITY__ANSWER_CACHE_MS", "0")
+            .env("FRONTDESK__EMAIL__OUTBOX__WORKER_ENABLED", "false")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start the release binary");
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the server did not start; see {name}.log");
+    }
+
+    fn rss_mb(&self) -> f64 {
+        rss_mb(self.child.id())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The clinic every server runs: one practitioner around the clock with a 30-minute service
+/// on a 30-minute grid (bookings), one working 09:00–17:00 (slot search).
+struct Clinic {
+    service: String,
+    practitioner: String,
+    search_service: String,
+    search_practitioner: String,
+}
+
+async fn setup(client: &reqwest::Client, base: &str) -> Clinic {
+    let token = login(client, base).await;
+    let post = |path: &str, body: Value| {
+        client
+            .post(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let id = |v: Value| v["id"].as_str().expect("an id").to_string();
+    let mut ids = Vec::new();
+    for (name, start, end) in [
+        ("Round the clock", "00:00", "24:00"),
+        ("Office hours", "09:00", "17:00"),
+    ] {
+        let p: Value = post(
+            "/api/v1/staff/practitioners",
+            json!({ "name": name, "discipline": "personal_trainer" }),
+        )
+        .await
+        .expect("practitioner")
+        .json()
+        .await
+        .expect("json");
+        let p = id(p);
+        let week: Vec<Value> = [
+            "monday",
+            "tuesday",
+            "wednesday",
+            "thursday",
+            "friday",
+            "saturday",
+            "sunday",
+        ]
+        .iter()
+        .map(|d| json!({ "weekday": d, "start": start, "end": end }))
+        .collect();
+        let reply = client
+            .put(format!(
+                "{base}/api/v1/staff/practitioners/{p}/working-hours"
+            ))
+            .bearer_auth(&token)
+            .json(&json!({ "intervals": week }))
+            .send()
+            .await
+            .expect("hours");
+        assert!(reply.status().is_success(), "hours: {}", reply.status());
+        ids.push(p);
+    }
+    let mut services = Vec::new();
+    for (name, p, step) in [("Session", &ids[0], 30), ("Consultation", &ids[1], 15)] {
+        let s: Value = post(
+            "/api/v1/staff/services",
+            json!({ "name": name, "category": "other", "duration_minutes": 30,
+                    "price_pence": 0, "slot_step_minutes": step, "practitioner_ids": [p] }),
+        )
+        .await
+        .expect("service")
+        .json()
+        .await
+        .expect("json");
+        services.push(id(s));
+    }
+    Clinic {
+        service: services[0].clone(),
+        practitioner: ids[0].clone(),
+        search_service: services[1].clone(),
+        search_practitioner: ids[1].clone(),
+    }
+}
+
+async fn login(client: &reqwest::Client, base: &str) -> String {
+    let reply: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    reply["token"].as_str().expect("a token").to_string()
+}
+
+/// The i-th distinct 30-minute slot from tomorrow (UTC midnight).
+fn slot(i: u64) -> DateTime<Utc> {
+    let base = (Utc::now() + chrono::Duration::days(1))
+        .duration_trunc(chrono::Duration::days(1))
+        .unwrap_or_else(|_| Utc::now());
+    base + chrono::Duration::minutes(30 * i as i64)
+}
+
+/// Runs `clients` loops of `request` for `seconds()`, sampling the servers' RSS. A request
+/// answers whether it succeeded; its latency is measured here.
+async fn drive<F, Fut>(clients: usize, pids: &[u32], request: F) -> Figures
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    let request = Arc::new(request);
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let (stop, peak, pids) = (stop.clone(), peak.clone(), pids.to_vec());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let kb: f64 = pids.iter().map(|p| rss_mb(*p)).fold(0.0, f64::max);
+                peak.fetch_max((kb * 1000.0) as u64, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let started = Instant::now();
+    let deadline = started + seconds();
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 0..clients {
+        let (request, errors) = (request.clone(), errors.clone());
+        tasks.spawn(async move {
+            let mut latencies = Vec::with_capacity(4096);
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                // A request that has not answered within 5 s counts as a timeout (an error).
+                let ok = tokio::time::timeout(Duration::from_secs(5), request(c))
+                    .await
+                    .unwrap_or(false);
+                latencies.push(t.elapsed().as_micros() as u32);
+                if !ok {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            latencies
+        });
+    }
+    let mut all: Vec<u32> = tasks.join_all().await.into_iter().flatten().collect();
+    let elapsed = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let _ = sampler.await;
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map_or(0.0, |us| f64::from(*us) / 1000.0)
+    };
+    let errors = errors.load(Ordering::Relaxed);
+    Figures {
+        rate: (all.len() as u64 - errors.min(all.len() as u64)) as f64 / elapsed,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        errors,
+        peak_rss_mb: peak.load(Ordering::Relaxed) as f64 / 1000.0,
+    }
+}
+
+fn http_client(clients: usize) -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .tcp_nodelay(true)
+        .build()
+        .expect("client")
+}
+
+/// Booking POSTs spread over `bases`, each a distinct free slot from the shared counter.
+async fn bookings(
+    clients: usize,
+    bases: Vec<String>,
+    pids: &[u32],
+    clinic: &Clinic,
+    next: Arc<AtomicU64>,
+) -> Figures {
+    let client = http_client(clients);
+    let (service, practitioner) = (clinic.service.clone(), clinic.practitioner.clone());
+    drive(clients, pids, move |c| {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let url = format!("{}/api/v1/bookings", bases[c % bases.len()]);
+        let body = json!({
+            "service_id": service, "practitioner_id": practitioner,
+            "start": slot(i).to_rfc3339(),
+            "patient": { "name": "Bench Patient", "email": format!("load{i}@example.com") },
+            "consent": { "privacy": true, "marketing": false }
+        });
+        let client = client.clone();
+        async move {
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().as_u16() == 201)
+        }
+    })
+    .await
+}
+
+/// GETs of one URL, answered 200 with the body read.
+async fn gets(clients: usize, url: String, pids: &[u32]) -> Figures {
+    let client = http_client(clients);
+    drive(clients, pids, move |_| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            match client.get(url).send().await {
+                Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                _ => false,
+            }
+        }
+    })
+    .await
+}
+
+fn week_query(base: &str, clinic: &Clinic) -> String {
+    let from = (Utc::now() + chrono::Duration::days(1)).date_naive();
+    let to = from + chrono::Duration::days(6);
+    format!(
+        "{base}/api/v1/availability?service_id={}&practitioner_id={}&from={from}&to={to}",
+        clinic.search_service, clinic.search_practitioner
+    )
+}
+
+/// The bare SQLite ceiling: one connection, WAL, synchronous=FULL, each transaction an
+/// overlap check and an insert, for `seconds()`.
+async fn bare_sqlite(work: &Path) -> Figures {
+    let path = work.join(format!("bare-{}.db", uuid::Uuid::new_v4().simple()));
+    let settings = frontdesk::config::DatabaseSettings {
+        url: format!("sqlite://{}?mode=rwc", path.display()),
+        max_connections: Some(1),
+    };
+    let db = frontdesk::store::connect(&settings).await.expect("sqlite");
+    db.execute_unprepared(
+        "CREATE TABLE booked (id INTEGER PRIMARY KEY, practitioner INTEGER NOT NULL, \
+         start_at INTEGER NOT NULL, end_at INTEGER NOT NULL); \
+         CREATE INDEX booked_range ON booked (practitioner, start_at, end_at)",
+    )
+    .await
+    .expect("table");
+    let done = AtomicUsize::new(0);
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    let mut i = 0i64;
+    while started.elapsed() < seconds() {
+        let t = Instant::now();
+        let (s, e) = (i * 30, i * 30 + 30);
+        let txn = frontdesk::store::begin_write(&db).await.expect("begin");
+        let clash = txn
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                "SELECT COUNT(*) AS n FROM booked WHERE practitioner = 1 AND start_at < ? AND end_at > ?",
+                [e.into(), s.into()],
+            ))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|r| r.try_get::<i64>("", "n").ok());
+        if clash == Some(0) {
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                "INSERT INTO booked (practitioner, start_at, end_at) VALUES (1, ?, ?)",
+                [s.into(), e.into()],
+            ))
+            .await
+            .expect("insert");
+            txn.commit().await.expect("commit");
+            done.fetch_add(1, Ordering::Relaxed);
+        } else {
+            errors += 1;
+        }
+        latencies.push(t.elapsed().as_micros() as u32);
+        i += 1;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let pct = |p: f64| f64::from(latencies[(latencies.len() as f64 * p) as usize]) / 1000.0;
+    db.close().await.ok();
+    Figures {
+        rate: done.load(Ordering::Relaxed) as f64 / elapsed,
+        p50_ms: pct(0.5),
+        p99_ms: pct(0.99),
+        errors,
+        peak_rss_mb: 0.0,
+    }
+}
+
+/// The bare PostgreSQL ceiling: single-statement inserts under an exclusion constraint like
+/// the appointments' (btree_gist over practitioner and the time range), 64 concurrent.
+async fn bare_postgres(url: &str) -> Figures {
+    let db = Database::connect(url).await.expect("postgres");
+    let table = format!("bare_{}", uuid::Uuid::new_v4().simple());
+    db.execute_unprepared(&format!(
+        "CREATE EXTENSION IF NOT EXISTS btree_gist; \
+         CREATE TABLE {table} (id BIGSERIAL PRIMARY KEY, practitioner INT NOT NULL, \
+         blocked tstzrange NOT NULL, \
+         EXCLUDE USING gist (practitioner WITH =, blocked WITH &&))"
+    ))
+    .await
+    .expect("table");
+    let mut options = sea_orm::ConnectOptions::new(url.to_string());
+    options.max_connections(16).sqlx_logging(false);
+    let pool: DatabaseConnection = Database::connect(options).await.expect("pool");
+    let next = Arc::new(AtomicU64::new(0));
+    let sql = Arc::new(format!(
+        "INSERT INTO {table} (practitioner, blocked) VALUES (1, tstzrange($1, $2))"
+    ));
+    let figures = drive(64, &[], move |_| {
+        let (pool, sql) = (pool.clone(), sql.clone());
+        let start = slot(next.fetch_add(1, Ordering::Relaxed));
+        async move {
+            pool.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                sql.as_str(),
+                [start.into(), (start + chrono::Duration::minutes(30)).into()],
+            ))
+            .await
+            .is_ok()
+        }
+    })
+    .await;
+    db.execute_unprepared(&format!("DROP TABLE {table}"))
+        .await
+        .ok();
+    figures
+}
+
+/// Every figure of one run, by phase name.
+type Run = Vec<(String, Figures)>;
+
+async fn one_run(work: &Path, postgres: Option<&str>) -> Run {
+    let mut out: Run = Vec::new();
+    // SQLite: one server for the booking levels (fresh slots from one counter).
+    let db_url = format!(
+        "sqlite://{}?mode=rwc",
+        work.join(format!("run-{}.db", uuid::Uuid::new_v4().simple()))
+            .display()
+    );
+    let server = Server::start(work, &db_url, "sqlite");
+    let pid = [server.child.id()];
+    let clinic = setup(&http_client(1), &server.base).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    out.push((
+        "idle RSS, SQLite".into(),
+        Figures {
+            peak_rss_mb: server.rss_mb(),
+            ..Default::default()
+        },
+    ));
+    let next = Arc::new(AtomicU64::new(0));
+    for clients in [1, 4, 16, 64] {
+        let f = bookings(
+            clients,
+            vec![server.base.clone()],
+            &pid,
+            &clinic,
+            next.clone(),
+        )
+        .await;
+        out.push((format!("booking POST, SQLite, {clients} clients"), f));
+    }
+    out.push((
+        "bare SQLite check-and-insert (ceiling)".into(),
+        bare_sqlite(work).await,
+    ));
+    let f = gets(64, week_query(&server.base, &clinic), &pid).await;
+    out.push(("slot search, SQLite, 64 connections".into(), f));
+    let f = gets(64, format!("{}/health/live", server.base), &pid).await;
+    out.push(("/health/live, 64 connections (ceiling)".into(), f));
+    drop(server);
+
+    if let Some(admin_url) = postgres {
+        let name = format!("frontdesk_load_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(admin_url).await.expect("postgres");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
+        let mut url = url::Url::parse(admin_url).expect("url");
+        url.set_path(&name);
+        let url = url.to_string();
+        let first = Server::start(work, &url, "postgres-1");
+        let clinic = setup(&http_client(1), &first.base).await;
+        let second = Server::start(work, &url, "postgres-2");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let pids = [first.child.id(), second.child.id()];
+        out.push((
+            "idle RSS, PostgreSQL".into(),
+            Figures {
+                peak_rss_mb: first.rss_mb().max(second.rss_mb()),
+                ..Default::default()
+            },
+        ));
+        let bases = vec![first.base.clone(), second.base.clone()];
+        let f = bookings(64, bases, &pids, &clinic, Arc::new(AtomicU64::new(0))).await;
+        out.push((
+            "booking POST, PostgreSQL, 64 clients, 2 instances".into(),
+            f,
+        ));
+        out.push((
+            "bare PostgreSQL insert under the exclusion constraint (ceiling)".into(),
+            bare_postgres(&url).await,
+        ));
+        let f = gets(64, week_query(&first.base, &clinic), &pids[..1]).await;
+        out.push(("slot search, PostgreSQL, 64 connections".into(), f));
+        drop(first);
+        drop(second);
+        admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await
+            .ok();
+    }
+    out
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn table(all: &[Run]) -> String {
+    let mut s = String::new();
+    let runs = all.len();
+    s.push_str(&format!(
+        "| phase | per second (median of {runs}) | runs | p50 | p99 | errors (all runs) | peak RSS |\n|---|---|---|---|---|---|---|\n"
+    ));
+    let names: Vec<String> = all[0].iter().map(|(n, _)| n.clone()).collect();
+    let get = |name: &str| -> Vec<Figures> {
+        all.iter()
+            .filter_map(|run| run.iter().find(|(n, _)| n == name).map(|(_, f)| f.clone()))
+            .collect()
+    };
+    let med = |name: &str, pick: fn(&Figures) -> f64| median(get(name).iter().map(pick).collect());
+    for name in &names {
+        let figures = get(name);
+        if name.starts_with("idle RSS") {
+            s.push_str(&format!(
+                "| {name} | | | | | | {:.1} MB |\n",
+                med(name, |f| f.peak_rss_mb)
+            ));
+            continue;
+        }
+        let each: Vec<String> = figures.iter().map(|f| format!("{:.0}", f.rate)).collect();
+        let rss = med(name, |f| f.peak_rss_mb);
+        s.push_str(&format!(
+            "| {name} | **{:.0}** | {} | {:.2} ms | {:.2} ms | {} | {} |\n",
+            med(name, |f| f.rate),
+            each.join(" / "),
+            med(name, |f| f.p50_ms),
+            med(name, |f| f.p99_ms),
+            figures.iter().map(|f| f.errors).sum::<u64>(),
+            if rss > 0.0 {
+                format!("{rss:.1} MB")
+            } else {
+                String::new()
+            },
+        ));
+    }
+    let rate = |name: &str| med(name, |f| f.rate);
+    let ratio = |a: &str, b: &str| {
+        let (a, b) = (rate(a), rate(b));
+        if b > 0.0 { 100.0 * a / b } else { 0.0 }
+    };
+    s.push_str("\nRatios (of medians):\n\n");
+    let bare = "bare SQLite check-and-insert (ceiling)";
+    for clients in [16, 64] {
+        s.push_str(&format!(
+            "- SQLite booking at {clients} clients / bare SQLite loop: {:.0}%\n",
+            ratio(&format!("booking POST, SQLite, {clients} clients"), bare)
+        ));
+    }
+    s.push_str(&format!(
+        "- SQLite booking, 64 clients / 16 clients: {:.0}%\n",
+        ratio(
+            "booking POST, SQLite, 64 clients",
+            "booking POST, SQLite, 16 clients"
+        )
+    ));
+    s.push_str(&format!(
+        "- slot search (SQLite, cache off) / `/health/live`: {:.0}%\n",
+        ratio(
+            "slot search, SQLite, 64 connections",
+            "/health/live, 64 connections (ceiling)"
+        )
+    ));
+    if names.iter().any(|n| n.contains("PostgreSQL")) {
+        s.push_str(&format!(
+            "- PostgreSQL booking (2 instances, 64 clients) / bare insert: {:.0}%\n",
+            ratio(
+                "booking POST, PostgreSQL, 64 clients, 2 instances",
+                "bare PostgreSQL insert under the exclusion constraint (ceiling)"
+            )
+        ));
+    }
+    s
+}
+
+const BEGIN: &str = "<!-- load:begin -->";
+const END: &str = "<!-- load:end -->";
+
+fn write_benchmarks(tables: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    let block = format!(
+        "{BEGIN}\nWritten by `cargo bench --bench load` on {} ({} s per phase, {} runs; a shared \
+         2-core machine, load generator on the same cores).\n\n{tables}{END}",
+        Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        seconds().as_secs(),
+        runs()
+    );
+    let updated = match (current.find(BEGIN), current.find(END)) {
+        (Some(b), Some(e)) if b < e => {
+            format!("{}{block}{}", &current[..b], &current[e + END.len()..])
+        }
+        _ => format!("{current}\n## Load run (`benches/load/`)\n\n{block}\n"),
+    };
+    std::fs::write(&path, updated).expect("write BENCHMARKS.md");
+}
+
+fn main() {
+    // `cargo test --all-targets` runs bench targets in test mode: nothing to check here.
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let postgres = std::env::var("FRONTDESK_BENCH_POSTGRES_URL").ok();
+    let work = tempfile::tempdir().expect("temp dir");
+    let mut all = Vec::new();
+    for n in 1..=runs() {
+        println!("== run {n} of {}", runs());
+        let run = runtime.block_on(one_run(work.path(), postgres.as_deref()));
+        for (name, f) in &run {
+            println!(
+                "{name:<70} {:>8.0}/s p50 {:>7.2} ms p99 {:>7.2} ms errors {:>4} rss {:>5.1} MB",
+                f.rate, f.p50_ms, f.p99_ms, f.errors, f.peak_rss_mb
+            );
+        }
+        let _ = std::io::stdout().flush();
+        all.push(run);
+    }
+    let tables = table(&all);
+    println!("\n{tables}");
+    if std::env::var("LOAD_NO_WRITE").is_err() {
+        write_benchmarks(&tables);
+    }
+}

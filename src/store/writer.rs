@@ -1,0 +1,459 @@
+//! One writer for SQLite, with group commit. SQLite lets one transaction write at a time;
+//! writers that race for the lock sleep in its busy handler and are woken late, so under load
+//! the wait, not the work, sets the pace. Here writes queue instead: one task opens a single
+//! `BEGIN IMMEDIATE` transaction, hands it to each waiting job in turn (each inside its own
+//! SAVEPOINT, so a job that fails undoes only itself and every job sees the ones before it),
+//! COMMITs once for the whole batch, and only then are the kept jobs answered — every answer
+//! is durable (`synchronous=FULL`), and one fsync is shared by the batch.
+//!
+//! A job is an async closure over `&DatabaseTransaction` and runs on its caller's task (so it
+//! may borrow the caller's data); the writer task only owns the transaction and the order. On PostgreSQL there is no queue: each job runs in its
+//! own transaction, and the database's constraints decide races as before.
+
+use std::sync::Arc;
+
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionTrait};
+use tokio::sync::{mpsc, oneshot};
+
+/// Jobs that may wait for the writer; past it callers wait to be queued (back-pressure).
+pub const QUEUE_CAPACITY: usize = 1024;
+/// Jobs decided in one transaction at most, so one commit never waits on too much work.
+pub const MAX_BATCH: usize = 64;
+
+/// How a job left the shared transaction.
+enum Done {
+    /// Its savepoint was released: its writes stay, it waits for the commit.
+    Kept,
+    /// It failed and its savepoint was rolled back; the transaction is as before it.
+    Undone,
+    /// Its savepoint could not be released or rolled back: the batch cannot be trusted.
+    Broken,
+}
+
+/// The writer's answer to one queued job: "your turn", with the batch's transaction.
+struct Turn {
+    txn: Arc<DatabaseTransaction>,
+    done: oneshot::Sender<Done>,
+    committed: oneshot::Receiver<Result<(), String>>,
+}
+
+type Ticket = oneshot::Sender<Turn>;
+
+/// The single writer (SQLite) or a direct transaction per job (PostgreSQL).
+#[derive(Clone)]
+pub struct Writer {
+    db: DatabaseConnection,
+    queue: Option<mpsc::Sender<Ticket>>,
+}
+
+impl Writer {
+    /// Starts the writer task for a SQLite pool; on PostgreSQL, no task. Needs a Tokio runtime.
+    pub fn start(db: DatabaseConnection) -> Self {
+        let queue = (db.get_database_backend() == DbBackend::Sqlite).then(|| {
+            let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+            tokio::spawn(run(db.clone(), rx));
+            tx
+        });
+        Self { db, queue }
+    }
+
+    /// Whether writes go through the queue (SQLite).
+    pub fn is_queued(&self) -> bool {
+        self.queue.is_some()
+    }
+
+    /// Runs `job` inside a write transaction and answers once its writes are committed. An
+    /// `Err` from the job undoes its writes (and only them). The job must not open another
+    /// write of its own (it already holds the write slot) and must read what it decides on
+    /// through the transaction it is given.
+    pub async fn write<T, E, F>(&self, job: F) -> Result<T, E>
+    where
+        E: From<DbErr>,
+        F: AsyncFnOnce(&DatabaseTransaction) -> Result<T, E>,
+    {
+        let txn = self.begin().await?;
+        // An `Err` drops the slot: its savepoint rolls back and the writer goes on.
+        let value = job(&txn).await?;
+        txn.commit().await?;
+        Ok(value)
+    }
+}
+
+/// A job's share of a batch: the shared transaction, its report and its commit answer.
+type Batch = (
+    Arc<DatabaseTransaction>,
+    oneshot::Sender<Done>,
+    oneshot::Receiver<Result<(), String>>,
+);
+
+/// A write slot held as a value (see [`Writer::begin`]): use it as the transaction, then
+/// `commit` (answered after the batch's COMMIT) or drop it (its writes are undone).
+pub struct WriteTxn {
+    /// The job's savepoint (SQLite) or its own transaction (PostgreSQL).
+    txn: Option<DatabaseTransaction>,
+    /// The batch: shared transaction, report and commit answer (SQLite only).
+    batch: Option<Batch>,
+}
+
+impl Writer {
+    /// Takes the write slot: on SQLite a savepoint inside the writer's current batch, on
+    /// PostgreSQL a transaction of its own (as `store::begin_write`). Same rules as
+    /// [`Writer::write`]: write only through it, and do not hold it across slow work.
+    pub async fn begin(&self) -> Result<WriteTxn, DbErr> {
+        let Some(queue) = &self.queue else {
+            return Ok(WriteTxn {
+                txn: Some(super::begin_write(&self.db).await?),
+                batch: None,
+            });
+        };
+        let (ticket, turn) = oneshot::channel();
+        queue
+            .send(ticket)
+            .await
+            .map_err(|_| DbErr::Custom("the database writer has stopped".into()))?;
+        crate::metrics::writer_queued(1);
+        let Turn {
+            txn,
+            done,
+            committed,
+        } = turn
+            .await
+            .map_err(|_| DbErr::Custom("the database writer dropped a write".into()))?;
+        match txn.begin().await {
+            Ok(savepoint) => Ok(WriteTxn {
+                txn: Some(savepoint),
+                batch: Some((txn, done, committed)),
+            }),
+            Err(e) => {
+                drop(txn);
+                let _ = done.send(Done::Broken);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl WriteTxn {
+    /// Keeps the writes; returns once they are committed (with the rest of the batch).
+    pub async fn commit(mut self) -> Result<(), DbErr> {
+        let Some(txn) = self.txn.take() else {
+            return Err(DbErr::Custom("the write was already finished".into()));
+        };
+        let Some((shared, done, committed)) = self.batch.take() else {
+            return txn.commit().await;
+        };
+        let released = txn.commit().await;
+        drop(shared);
+        if let Err(e) = released {
+            let _ = done.send(Done::Broken);
+            return Err(e);
+        }
+        let _ = done.send(Done::Kept);
+        match committed.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(DbErr::Custom(message)),
+            Err(_) => Err(DbErr::Custom(
+                "the database writer stopped before committing".into(),
+            )),
+        }
+    }
+}
+
+impl std::ops::Deref for WriteTxn {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &DatabaseTransaction {
+        // Present from `begin` until `commit` consumes the value.
+        match &self.txn {
+            Some(txn) => txn,
+            None => unreachable!("a WriteTxn is used only before commit"),
+        }
+    }
+}
+
+impl Drop for WriteTxn {
+    fn drop(&mut self) {
+        // Not committed: the savepoint (or transaction) rolls back as it drops, before the
+        // writer lets the next job in.
+        drop(self.txn.take());
+        if let Some((shared, done, _)) = self.batch.take() {
+            drop(shared);
+            let _ = done.send(Done::Undone);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl sea_orm::ConnectionTrait for WriteTxn {
+    fn get_database_backend(&self) -> DbBackend {
+        self.deref_txn().get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: sea_orm::Statement) -> Result<sea_orm::ExecResult, DbErr> {
+        self.deref_txn().execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<sea_orm::ExecResult, DbErr> {
+        self.deref_txn().execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(
+        &self,
+        stmt: sea_orm::Statement,
+    ) -> Result<Option<sea_orm::QueryResult>, DbErr> {
+        self.deref_txn().query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(
+        &self,
+        stmt: sea_orm::Statement,
+    ) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
+        self.deref_txn().query_all_raw(stmt).await
+    }
+
+    fn support_returning(&self) -> bool {
+        self.deref_txn().support_returning()
+    }
+}
+
+impl WriteTxn {
+    fn deref_txn(&self) -> &DatabaseTransaction {
+        self
+    }
+}
+
+/// The writer task: one batch at a time, until every `Writer` is dropped.
+async fn run(db: DatabaseConnection, mut queue: mpsc::Receiver<Ticket>) {
+    while let Some(first) = queue.recv().await {
+        let txn = match super::begin_write(&db).await {
+            Ok(txn) => Arc::new(txn),
+            Err(e) => {
+                // The first job's caller sees the error as a dropped turn; the next batch
+                // tries again.
+                tracing::warn!(error = %e, "the database writer could not begin a transaction");
+                drop(first);
+                continue;
+            }
+        };
+        let mut kept = Vec::new();
+        let mut decided = 0usize;
+        let mut broken = false;
+        let mut next = Some(first);
+        while let Some(ticket) = next.take() {
+            crate::metrics::writer_queued(-1);
+            let (done_tx, done_rx) = oneshot::channel();
+            let (commit_tx, commit_rx) = oneshot::channel();
+            let turn = Turn {
+                txn: txn.clone(),
+                done: done_tx,
+                committed: commit_rx,
+            };
+            // A caller that went away before its turn leaves nothing to decide.
+            if ticket.send(turn).is_ok() {
+                decided += 1;
+                match done_rx.await {
+                    Ok(Done::Kept) => kept.push(commit_tx),
+                    // A caller dropped mid-job: its savepoint rolled back with it.
+                    Ok(Done::Undone) | Err(_) => {}
+                    Ok(Done::Broken) => {
+                        broken = true;
+                        break;
+                    }
+                }
+            }
+            if decided < MAX_BATCH {
+                next = queue.try_recv().ok();
+            }
+        }
+        crate::metrics::writer_batch(decided);
+        let result = match Arc::try_unwrap(txn) {
+            Ok(txn) if broken => txn.rollback().await.map_err(|e| e.to_string()).and(Err(
+                "a write in the same batch failed; nothing was saved".to_string(),
+            )),
+            Ok(txn) => txn.commit().await.map_err(|e| e.to_string()),
+            // Every job drops its handle before reporting; this cannot happen, but a
+            // transaction someone still holds must not be reported as committed.
+            Err(_) => Err("the write transaction was still in use at commit".to_string()),
+        };
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, jobs = kept.len(), "a write batch was not committed");
+        }
+        for answer in kept {
+            let _ = answer.send(result.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{ConnectionTrait, Statement};
+
+    async fn sqlite() -> (tempfile::TempDir, DatabaseConnection) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
+        let settings = crate::config::DatabaseSettings {
+            url,
+            max_connections: None,
+        };
+        let db = super::super::connect(&settings).await.expect("connect");
+        db.execute_unprepared("CREATE TABLE t (v INTEGER NOT NULL UNIQUE)")
+            .await
+            .expect("table");
+        (dir, db)
+    }
+
+    async fn insert(txn: &DatabaseTransaction, v: i64) -> Result<(), DbErr> {
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "INSERT INTO t (v) VALUES (?)",
+            [v.into()],
+        ))
+        .await
+        .map(|_| ())
+    }
+
+    async fn count(conn: &impl ConnectionTrait, v: i64) -> Result<i64, DbErr> {
+        let row = conn
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                "SELECT COUNT(*) AS n FROM t WHERE v = ?",
+                [v.into()],
+            ))
+            .await?
+            .ok_or(DbErr::RecordNotFound("count".into()))?;
+        row.try_get("", "n")
+    }
+
+    async fn values(db: &DatabaseConnection) -> Vec<i64> {
+        db.query_all_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "SELECT v FROM t ORDER BY v",
+        ))
+        .await
+        .expect("select")
+        .iter()
+        .map(|r| r.try_get::<i64>("", "v").expect("v"))
+        .collect()
+    }
+
+    #[tokio::test]
+    async fn jobs_in_one_batch_see_each_other_and_a_failing_one_undoes_only_itself() {
+        let (_dir, db) = sqlite().await;
+        let writer = Writer::start(db.clone());
+        assert!(writer.is_queued());
+        // 40 jobs at once: each inserts its value unless an earlier job already did; value 7
+        // is submitted twice, so the second sees the first (inside the same batch or after
+        // it) and refuses; job 13 writes then fails, and must leave nothing behind.
+        let mut jobs = tokio::task::JoinSet::new();
+        for i in 0..40i64 {
+            let writer = writer.clone();
+            let v = if i == 20 { 7 } else { i };
+            jobs.spawn(async move {
+                let result: Result<i64, DbErr> = writer
+                    .write(async move |txn| {
+                        if count(txn, v).await? > 0 {
+                            return Err(DbErr::Custom("taken".into()));
+                        }
+                        insert(txn, v).await?;
+                        if v == 13 {
+                            return Err(DbErr::Custom("refused after writing".into()));
+                        }
+                        Ok(v)
+                    })
+                    .await;
+                (v, result.is_ok())
+            });
+        }
+        let outcomes = jobs.join_all().await;
+        let sevens = outcomes.iter().filter(|(v, ok)| *v == 7 && *ok).count();
+        assert_eq!(sevens, 1, "exactly one of the two jobs for 7 wins");
+        assert!(outcomes.iter().any(|(v, ok)| *v == 13 && !*ok));
+        let expected: Vec<i64> = (0..40).filter(|v| *v != 13 && *v != 20).collect();
+        assert_eq!(values(&db).await, expected);
+    }
+
+    #[tokio::test]
+    async fn a_job_is_answered_only_after_its_batch_is_committed() {
+        let (_dir, db) = sqlite().await;
+        let writer = Writer::start(db.clone());
+        let reader = db.clone();
+        // When the answer arrives, another connection (outside the transaction) must see the
+        // row: it was committed before the answer.
+        for v in 0..20i64 {
+            writer
+                .write(async move |txn| insert(txn, v).await)
+                .await
+                .expect("write");
+            assert_eq!(count(&reader, v).await.expect("count"), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_goes_away_mid_job_leaves_nothing_and_stops_nothing() {
+        let (_dir, db) = sqlite().await;
+        let writer = Writer::start(db.clone());
+        let slow = {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                writer
+                    .write(async |txn| {
+                        insert(txn, 100).await?;
+                        std::future::pending::<()>().await;
+                        Ok::<(), DbErr>(())
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        slow.abort();
+        writer
+            .write(async |txn| insert(txn, 1).await)
+            .await
+            .expect("the writer goes on");
+        assert_eq!(values(&db).await, vec![1]);
+    }
+
+    #[tokio::test]
+    async fn a_slot_taken_with_begin_commits_with_its_batch_and_a_dropped_one_leaves_nothing() {
+        let (_dir, db) = sqlite().await;
+        let writer = Writer::start(db.clone());
+        let kept = writer.begin().await.expect("slot");
+        insert(&kept, 1).await.expect("insert");
+        // Not yet committed: another connection does not see it.
+        assert_eq!(count(&db, 1).await.expect("count"), 0);
+        kept.commit().await.expect("commit");
+        assert_eq!(count(&db, 1).await.expect("count"), 1);
+        {
+            let dropped = writer.begin().await.expect("slot");
+            insert(&dropped, 2).await.expect("insert");
+        }
+        let next = writer.begin().await.expect("the writer goes on");
+        assert_eq!(count(&*next, 2).await.expect("count"), 0);
+        insert(&next, 3).await.expect("insert");
+        next.commit().await.expect("commit");
+        assert_eq!(values(&db).await, vec![1, 3]);
+    }
+
+    #[tokio::test]
+    async fn without_a_queue_a_job_runs_in_its_own_transaction() {
+        // The PostgreSQL path, exercised here on a plain connection with no writer task.
+        let (_dir, db) = sqlite().await;
+        let writer = Writer {
+            db: db.clone(),
+            queue: None,
+        };
+        writer
+            .write(async |txn| insert(txn, 5).await)
+            .await
+            .expect("write");
+        let failed: Result<(), DbErr> = writer
+            .write(async |txn| {
+                insert(txn, 6).await?;
+                Err(DbErr::Custom("no".into()))
+            })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(values(&db).await, vec![5]);
+    }
+}
