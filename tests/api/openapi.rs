@@ -264,6 +264,7 @@ const OMITTED_WHEN_EMPTY: &[(&str, &str)] = &[
     ("Problem", "errors"),
     ("Problem", "conflicts"),
     ("CreatedStaffUser", "password"),
+    ("PreviewOccurrence", "reason"),
 ];
 
 /// Names of the component schemas that `value` refers to.

@@ -76,6 +76,7 @@ pub struct Booking {
     pub notes: String,
     pub created_at: String,
     /// The course of treatment (series) this booking belongs to; null for a single booking.
+    #[oai(nullable)]
     pub series_id: Option<Uuid>,
 }
 

@@ -68,6 +68,7 @@ pub struct CalendarEntry {
     pub patient: CalendarPatient,
     /// The course of treatment (series) this appointment belongs to; null for a single
     /// booking.
+    #[oai(nullable)]
     pub series_id: Option<Uuid>,
 }
 

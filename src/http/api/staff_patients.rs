@@ -221,10 +221,12 @@ pub struct ExportedEmail {
 #[derive(Debug, Object)]
 pub struct ExportedAuditEntry {
     pub at: String,
+    #[oai(nullable)]
     pub actor_id: Option<Uuid>,
     pub action: String,
     /// patient or booking.
     pub entity: String,
+    #[oai(nullable)]
     pub entity_id: Option<String>,
     /// Codes, ids and times only.
     pub detail: serde_json::Value,

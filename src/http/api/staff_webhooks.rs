@@ -104,11 +104,13 @@ pub struct WebhookEndpoint {
     pub id: Uuid,
     pub url: String,
     pub events: Vec<WebhookEvent>,
+    #[oai(nullable)]
     pub description: Option<String>,
     /// Whether events are being delivered to it.
     pub active: bool,
     pub created_at: DateTime<Utc>,
     /// Why the service turned it off (a 410 answer); cleared when an admin turns it on.
+    #[oai(nullable)]
     pub disabled_reason: Option<String>,
 }
 
@@ -205,16 +207,22 @@ pub struct WebhookDelivery {
     pub status: DeliveryStatus,
     pub attempts: i32,
     /// The receiver's status code at the last attempt, if it answered.
+    #[oai(nullable)]
     pub last_status_code: Option<i32>,
     /// What went wrong at the last attempt (a refused connection, a timeout, a non-2xx).
+    #[oai(nullable)]
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
+    #[oai(nullable)]
     pub delivered_at: Option<DateTime<Utc>>,
     /// When the last attempt ended.
+    #[oai(nullable)]
     pub last_attempt_at: Option<DateTime<Utc>>,
     /// How long the last attempt took, from connecting to the response head.
+    #[oai(nullable)]
     pub last_duration_ms: Option<i32>,
     /// When a pending delivery is next attempted.
+    #[oai(nullable)]
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
