@@ -41,6 +41,19 @@ start_server() {
 rss() { grep -E "^$1" "/proc/$pid/status" | awk '{print $2 / 1024 " MB"}'; }
 base="http://127.0.0.1:$PORT"
 
+# Counts the 503 `busy` answers across wrk's threads.
+count_busy=$(cat <<'LUA'
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+busy = 0
+response = function(status) if status == 503 then busy = busy + 1 end end
+done = function()
+  local total = 0
+  for _, t in ipairs(threads) do total = total + t:get("busy") end
+  print("503 busy: " .. total)
+end
+LUA
+)
 # Every request a new unknown address (a dummy verification, no throttle), or the admin's
 # correct password (verification plus a session write).
 cat >"$work/unknown.lua" <<'LUA'
@@ -51,11 +64,13 @@ request = function()
   return wrk.format("POST", "/api/v1/auth/login", {["Content-Type"] = "application/json"}, body)
 end
 LUA
+echo "$count_busy" >>"$work/unknown.lua"
 cat >"$work/correct.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"email":"$ADMIN_EMAIL","password":"$ADMIN_PASSWORD"}'
 LUA
+echo "$count_busy" >>"$work/correct.lua"
 
 start_server
 echo "cores: $(nproc); max_concurrent_hashes default: $((2 * $(nproc)))"
@@ -63,7 +78,7 @@ echo "after start: RSS $(rss VmRSS), peak $(rss VmHWM)"
 for kind in unknown correct; do
   echo "== $CONNECTIONS connections logging in for ${DURATION}s ($kind addresses)"
   wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s --latency -s "$work/$kind.lua" \
-    "$base/api/v1/auth/login" | grep -E 'Requests/sec|Latency  |50%|99%|Non-2xx|Socket errors'
+    "$base/api/v1/auth/login" | grep -E 'requests in|Requests/sec|Latency  |50%|99%|Non-2xx|Socket errors|503 busy'
   echo "peak RSS so far: $(rss VmHWM); now $(rss VmRSS)"
 done
 kill "$pid"; wait "$pid" 2>/dev/null || true
