@@ -87,7 +87,7 @@ impl Server {
             .env("FRONTDESK__RATE_LIMIT__ENABLED", "false")
             .env("FRONTDESK__BOOKING__MAX_ACTIVE_PER_PATIENT", "1000000")
             .env("FRONTDESK__POLICY__MIN_NOTICE_MINUTES", "0")
-            .env("FRONTDESK__POLICY__MAX_ADVANCE_DAYS", "3650")
+            .env("FRONTDESK__POLICY__MAX_ADVANCE_DAYS", "730")
             .env("FRONTDESK__AVAILABILITY__ANSWER_CACHE_MS", "0")
             .env("FRONTDESK__EMAIL__OUTBOX__WORKER_ENABLED", "false")
             .stdout(Stdio::null())
