@@ -449,17 +449,3 @@ pub async fn page(
         .await?;
     Ok((items, total))
 }
-
-/// Deletes sent and voided emails created before `before`: the copies of what went out are
-/// personal data too. Pending and dead rows stay until they are delivered or handled.
-pub async fn purge_delivered(
-    conn: &impl ConnectionTrait,
-    before: DateTime<Utc>,
-) -> Result<u64, DbErr> {
-    Ok(outbox_message::Entity::delete_many()
-        .filter(outbox_message::Column::Status.is_in(["sent", "void"]))
-        .filter(outbox_message::Column::CreatedAt.lt(before))
-        .exec(conn)
-        .await?
-        .rows_affected)
-}

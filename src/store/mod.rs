@@ -141,3 +141,30 @@ pub fn escape_like(text: &str) -> String {
         .replace('%', "\\%")
         .replace('_', "\\_")
 }
+
+/// Deletes at most `limit` rows of `E` that match `condition`, keyed by the uuid column `id`:
+/// the bounded batch the retention pass deletes per transaction.
+pub async fn delete_batch<E: sea_orm::EntityTrait>(
+    conn: &impl sea_orm::ConnectionTrait,
+    id: E::Column,
+    condition: sea_orm::Condition,
+    limit: u64,
+) -> Result<u64, DbErr> {
+    use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
+    let ids: Vec<uuid::Uuid> = E::find()
+        .select_only()
+        .column(id)
+        .filter(condition)
+        .limit(limit)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(E::delete_many()
+        .filter(id.is_in(ids))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}

@@ -14,7 +14,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::email::outbox;
+use crate::{email::outbox, store};
 
 use super::patients::emails_about;
 
@@ -436,23 +436,15 @@ pub async fn purge_emails(
     before: DateTime<Utc>,
     limit: u64,
 ) -> Result<u64, DbErr> {
-    let ids: Vec<Uuid> = outbox_message::Entity::find()
-        .select_only()
-        .column(outbox_message::Column::Id)
-        .filter(outbox_message::Column::Status.is_in([outbox::SENT, outbox::VOID]))
-        .filter(outbox_message::Column::CreatedAt.lt(before))
-        .limit(limit)
-        .into_tuple()
-        .all(conn)
-        .await?;
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    Ok(outbox_message::Entity::delete_many()
-        .filter(outbox_message::Column::Id.is_in(ids))
-        .exec(conn)
-        .await?
-        .rows_affected)
+    store::delete_batch::<outbox_message::Entity>(
+        conn,
+        outbox_message::Column::Id,
+        Condition::all()
+            .add(outbox_message::Column::Status.is_in([outbox::SENT, outbox::VOID]))
+            .add(outbox_message::Column::CreatedAt.lt(before)),
+        limit,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use entity::webhook_delivery::{self, Column};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
+    DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
     sea_query::Expr,
 };
 use uuid::Uuid;
@@ -223,7 +223,7 @@ pub async fn replay(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<ReplayOutcome, DbErr> {
-    use sea_orm::sea_query::{Condition, ExprTrait};
+    use sea_orm::sea_query::ExprTrait;
     let updated = webhook_delivery::Entity::update_many()
         .col_expr(Column::Status, Expr::value(PENDING))
         .col_expr(Column::Attempts, Expr::value(0))
@@ -270,7 +270,6 @@ pub async fn page(
     Ok((items, total))
 }
 
-/// Deletes deliveries of events older than `before`, whatever their status.
 /// Deletes at most `limit` deliveries of events older than `before`; the retention pass
 /// calls it batch by batch.
 pub async fn purge(
@@ -278,22 +277,13 @@ pub async fn purge(
     before: DateTime<Utc>,
     limit: u64,
 ) -> Result<u64, DbErr> {
-    let ids: Vec<Uuid> = webhook_delivery::Entity::find()
-        .select_only()
-        .column(Column::Id)
-        .filter(Column::CreatedAt.lt(before))
-        .limit(limit)
-        .into_tuple()
-        .all(conn)
-        .await?;
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    Ok(webhook_delivery::Entity::delete_many()
-        .filter(Column::Id.is_in(ids))
-        .exec(conn)
-        .await?
-        .rows_affected)
+    store::delete_batch::<webhook_delivery::Entity>(
+        conn,
+        Column::Id,
+        Condition::all().add(Column::CreatedAt.lt(before)),
+        limit,
+    )
+    .await
 }
 
 #[cfg(test)]
