@@ -9,6 +9,7 @@ mod availability;
 mod bookings;
 mod calendar;
 mod catalogue;
+mod classes;
 mod configuration;
 mod email;
 mod email_outage;
