@@ -9,6 +9,7 @@ mod availability;
 mod bookings;
 mod calendar;
 mod catalogue;
+mod class_changes;
 mod classes;
 mod configuration;
 mod email;
