@@ -540,3 +540,53 @@ async fn the_same_idempotency_key_replays_the_seat_and_a_different_body_is_refus
         .assert_problem(422, "idempotency_key_reused");
     assert_eq!(listed(&app, &class, 5).await["seats_left"], 9);
 }
+
+#[tokio::test]
+async fn seats_count_toward_the_booking_limit_with_appointments() {
+    let app = spawn_app_with(|s| s.booking.max_active_per_patient = 2).await;
+    let (admin, instructor, one_to_one) = clinic_with_one_practitioner(&app).await;
+    let service = class_service(&app, &admin, &instructor, 10).await;
+    let first = class_at(&app, &admin, &service, &instructor, 5, None).await;
+    let second = class_at(&app, &admin, &service, &instructor, 6, None).await;
+    let r = book_seat(&app, &first, "limit@example.com").await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let d = in_days(7);
+    let free = starts(&slots(&app, &format!("service_id={one_to_one}&from={d}&to={d}")).await);
+    let booked = app
+        .post(
+            "/api/v1/bookings",
+            json!({ "service_id": one_to_one, "start": free[0],
+                    "patient": { "name": "Sam Seat", "email": "limit@example.com" },
+                    "consent": { "privacy": true } }),
+        )
+        .await;
+    assert_eq!(booked.status, 201, "{}", booked.body);
+    // One seat and one appointment: the limit of two is reached, whichever comes next.
+    book_seat(&app, &second, "limit@example.com")
+        .await
+        .assert_problem(422, "booking_limit_reached");
+    app.post(
+        "/api/v1/bookings",
+        json!({ "service_id": one_to_one, "start": free[8],
+                "patient": { "name": "Sam Seat", "email": "limit@example.com" },
+                "consent": { "privacy": true } }),
+    )
+    .await
+    .assert_problem(422, "booking_limit_reached");
+}
+
+#[tokio::test]
+async fn seat_posts_are_rate_limited_per_client_like_bookings() {
+    let app = spawn_app_with(|s| s.rate_limit.bookings_per_minute = 2).await;
+    let admin = app.admin_token().await;
+    let instructor = app.create_practitioner(&admin, "Pia Pilates").await;
+    let service = class_service(&app, &admin, &instructor, 10).await;
+    let class = class_at(&app, &admin, &service, &instructor, 5, None).await;
+    for i in 0..2 {
+        let r = book_seat(&app, &class, &format!("rl{i}@example.com")).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let limited = book_seat(&app, &class, "rl9@example.com").await;
+    limited.assert_problem(429, "rate_limited");
+    assert!(limited.header("retry-after").is_some());
+}
