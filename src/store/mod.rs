@@ -4,12 +4,14 @@
 pub mod appointments;
 pub mod audit;
 pub mod availability;
+pub mod batch;
 pub mod bookings;
 pub mod busy;
 pub mod calendar;
 pub mod catalogue;
 pub mod enquiries;
 pub mod feeds;
+pub mod online_booking;
 pub mod patients;
 pub mod privacy;
 pub mod schedule;
