@@ -202,3 +202,84 @@ async fn a_delivery_for_an_endpoint_deleted_since_it_was_listed_is_not_written()
         .expect("deliveries");
     assert!(deliveries.is_empty(), "{deliveries:?}");
 }
+
+#[tokio::test]
+async fn the_single_statement_tells_a_taken_reference_from_a_taken_slot() {
+    let app = spawn_app().await;
+    if !app.is_postgres() {
+        // The statement is PostgreSQL's; SQLite books through the single writer.
+        return;
+    }
+    let (_, practitioner, service) = clinic_with_one_practitioner(&app).await;
+    let reply = app
+        .post(
+            "/api/v1/bookings",
+            json!({ "service_id": service, "practitioner_id": practitioner,
+                    "start": free_start(&app, &service, 0).await,
+                    "patient": { "name": "First Patient", "email": "first@example.com" },
+                    "consent": { "privacy": true, "marketing": false } }),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let id: Uuid = reply.body["booking"]["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    let existing = store::bookings::find(&app.db, id)
+        .await
+        .expect("read")
+        .expect("row");
+    let attempt = |appointment: &appointment::Model| {
+        let appointment = appointment.clone();
+        let db = app.db.clone();
+        async move {
+            let rows = store::online_booking::OnlineRows {
+                now: Utc::now(),
+                idempotency: None,
+                new_patient_id: Uuid::new_v4(),
+                email: "second@example.com",
+                name: "Second Patient",
+                phone: None,
+                marketing_consent: false,
+                limit: 100,
+                appointment: &appointment,
+                event_detail: json!({}),
+                webhook: ("booking.created", "msg_test", "{}"),
+                emails: &[],
+            };
+            store::online_booking::insert(&db, &rows).await
+        }
+    };
+    // The same reference a day later: refused as a taken reference, nothing written.
+    let mut later = existing.clone();
+    later.id = Uuid::new_v4();
+    later.manage_token_hash = None;
+    let day = chrono::Duration::days(1);
+    later.starts_at += day;
+    later.ends_at += day;
+    later.blocked_from += day;
+    later.blocked_until += day;
+    let err = attempt(&later).await.expect_err("the reference is taken");
+    assert!(store::online_booking::is_reference_taken(&err), "{err}");
+    assert!(!store::is_overlap_violation(&err), "{err}");
+    // A fresh reference at the taken time: refused by the exclusion constraint instead.
+    let mut clash = existing.clone();
+    clash.id = Uuid::new_v4();
+    clash.manage_token_hash = None;
+    clash.reference = "FRESH001".into();
+    let err = attempt(&clash).await.expect_err("the slot is taken");
+    assert!(store::is_overlap_violation(&err), "{err}");
+    assert!(!store::online_booking::is_reference_taken(&err), "{err}");
+    // Neither attempt left a patient, an appointment or an email behind.
+    assert!(
+        store::patients::find_by_email(&app.db, "second@example.com")
+            .await
+            .expect("read")
+            .is_none()
+    );
+    // A fresh reference at a free time goes in.
+    later.reference = "FRESH002".into();
+    let patient = attempt(&later).await.expect("booked");
+    assert_eq!(patient.email.as_deref(), Some("second@example.com"));
+}
