@@ -136,8 +136,12 @@ impl Ahead {
             now,
         );
         let view = email_view(ctx.settings, &details, Some(&ahead.token.plain));
-        let emails =
-            email::prepare_booking_changed(ctx.settings, ctx.tz, BookingChange::Confirmed(&view), now)?;
+        let emails = email::prepare_booking_changed(
+            ctx.settings,
+            ctx.tz,
+            BookingChange::Confirmed(&view),
+            now,
+        )?;
         ahead.rendered = Some(Rendered {
             view,
             practitioner,

@@ -127,8 +127,10 @@ pub async fn record_consents(
     source: &str,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    conn.execute(&consents_insert(patient_id, privacy, marketing, source, now))
-        .await?;
+    conn.execute(&consents_insert(
+        patient_id, privacy, marketing, source, now,
+    ))
+    .await?;
     Ok(())
 }
 

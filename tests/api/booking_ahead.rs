@@ -144,7 +144,9 @@ async fn a_reference_taken_after_it_was_chosen_is_replaced_everywhere() {
         assert!(!email.text_body.contains(&taken), "{}", email.text_body);
     }
     assert!(
-        emails.iter().any(|e| e.text_body.contains(reference.as_str())),
+        emails
+            .iter()
+            .any(|e| e.text_body.contains(reference.as_str())),
         "{emails:?}"
     );
 }
