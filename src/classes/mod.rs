@@ -32,7 +32,7 @@ pub use seats::{
 };
 pub use sessions::{
     NewSeries, NewSession, SeriesCreated, SeriesEnded, SessionChange, cancel_session,
-    create_series, create_session, end_series, update_session,
+    create_series, create_session, end_series, update_session, write_cancel,
 };
 
 /// Why a class operation was refused.

@@ -477,8 +477,8 @@ pub async fn cancel_session(
 }
 
 /// The cancellation's write, on a session locked by the caller: the session and each of its
-/// confirmed seats are cancelled, each holder emailed, the events emitted.
-async fn write_cancel(
+/// confirmed seats are cancelled, each holder emailed (told `reason`), the events emitted.
+pub async fn write_cancel(
     txn: &DatabaseTransaction,
     settings: &Settings,
     tz: Tz,

@@ -323,3 +323,26 @@ fn upcoming_sessions(now: DateTime<Utc>) -> SelectStatement {
         .filter(S::Status.eq(SessionStatus::Scheduled.as_str()))
         .into_query()
 }
+
+/// Scheduled sessions whose time `[start, end)` overlaps [from, until), of one instructor or
+/// of everyone, soonest first.
+pub async fn scheduled_between(
+    conn: &impl ConnectionTrait,
+    practitioner_id: Option<Uuid>,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<class_session::Model>, DbErr> {
+    use class_session::Column as C;
+    let mut query = class_session::Entity::find()
+        .filter(C::Status.eq(SessionStatus::Scheduled.as_str()))
+        .filter(C::StartsAt.lt(until))
+        .filter(C::EndsAt.gt(from));
+    if let Some(id) = practitioner_id {
+        query = query.filter(C::PractitionerId.eq(id));
+    }
+    query
+        .order_by_asc(C::StartsAt)
+        .order_by_asc(C::Id)
+        .all(conn)
+        .await
+}
