@@ -539,7 +539,7 @@ async fn time_off_over_a_class_is_a_conflict_and_cancelling_it_emails_every_seat
     let other = class_at(
         &app,
         &admin,
-        &view["service"]["id"].as_str().expect("service").to_string(),
+        view["service"]["id"].as_str().expect("service"),
         &instructor,
         8,
         None,
