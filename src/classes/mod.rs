@@ -27,8 +27,8 @@ use crate::{
 };
 
 pub use seats::{
-    NewSeat, SeatBooked, SeatIdempotency, StaffSeat, book_seat, book_seat_by_staff, cancel_seat,
-    find_seat_by_token, record_seat_attendance, seat_details,
+    NewSeat, Place, SeatBooked, SeatIdempotency, StaffSeat, book_seat, book_seat_by_staff,
+    cancel_seat, find_seat_by_token, record_seat_attendance, seat_details, write_seat,
 };
 pub use sessions::{
     NewSeries, NewSession, SeriesCreated, SeriesEnded, SessionChange, cancel_session,

@@ -94,15 +94,27 @@ pub async fn find_seat_by_token(
     seat_details(&state.db, seat).await.map(Some)
 }
 
-/// Takes a place for `patient` in the session and inserts the seat: refused when the patient
-/// already holds one there, or when no place is free (the guarded UPDATE decides).
+/// Where a new seat's place comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// A free place (online and staff bookings).
+    Free,
+    /// A place held for a waitlist offer that is being claimed.
+    Held,
+}
+
+/// Takes a place for `patient` in the session and inserts the seat (`source`: online, staff
+/// or waitlist): refused when the patient already holds one there, or when no place is free
+/// (or held, for `Place::Held`) — a guarded UPDATE decides. Pass the caller's write
+/// transaction; the seat's emails and events are the caller's.
 #[allow(clippy::too_many_arguments)]
-async fn write_seat(
+pub async fn write_seat(
     txn: &DatabaseTransaction,
     class: &SessionDetails,
     patient: &patient::Model,
     notes: String,
     source: &str,
+    place: Place,
     token: &ManageToken,
     now: DateTime<Utc>,
 ) -> Result<class_seat::Model, ClassError> {
@@ -113,7 +125,11 @@ async fn write_seat(
     {
         return Err(ClassError::AlreadyBooked);
     }
-    if !store::classes::take_seat(txn, session_id, now).await? {
+    let taken = match place {
+        Place::Free => store::classes::take_seat(txn, session_id, now).await?,
+        Place::Held => store::classes::take_held_seat(txn, session_id, now).await?,
+    };
+    if !taken {
         let status = store::classes::find_session(txn, session_id)
             .await?
             .map(|s| s.status);
@@ -209,6 +225,7 @@ pub async fn book_seat(
         &patient,
         new.notes.clone(),
         "online",
+        Place::Free,
         &token,
         now,
     )
@@ -297,6 +314,7 @@ pub async fn book_seat_by_staff(
         &patient,
         request.notes.clone(),
         "staff",
+        Place::Free,
         &token,
         now,
     )
@@ -343,6 +361,13 @@ pub async fn cancel_seat(
 ) -> Result<SeatDetails, ClassError> {
     let now = Utc::now();
     let txn = state.writer.begin().await?;
+    let session_id = store::classes::find_seat(&*txn, seat_id)
+        .await?
+        .ok_or(ClassError::NotFound("seat"))?
+        .class_session_id;
+    // Session before seat, the order every class write locks in, so a seat cancellation
+    // and a class cancellation never wait for each other (PostgreSQL).
+    store::classes::find_session_for_update(&*txn, session_id).await?;
     let seat = store::classes::find_seat_for_update(&*txn, seat_id)
         .await?
         .ok_or(ClassError::NotFound("seat"))?;

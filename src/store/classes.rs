@@ -148,6 +148,27 @@ pub async fn take_seat(
     Ok(result.rows_affected == 1)
 }
 
+/// Turns a place held by a waitlist offer into a taken one (the offer was claimed): one
+/// guarded statement, like `take_seat`. `false` when no place was held or the session is
+/// not scheduled.
+pub async fn take_held_seat(
+    conn: &impl ConnectionTrait,
+    session_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    use class_session::Column as C;
+    let result = class_session::Entity::update_many()
+        .col_expr(C::SeatsTaken, Expr::col(C::SeatsTaken).add(1))
+        .col_expr(C::SeatsHeld, Expr::col(C::SeatsHeld).sub(1))
+        .col_expr(C::UpdatedAt, Expr::value(now))
+        .filter(C::Id.eq(session_id))
+        .filter(C::Status.eq(SessionStatus::Scheduled.as_str()))
+        .filter(C::SeatsHeld.gt(0))
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
 /// Gives one place back (a seat was cancelled).
 pub async fn release_seat(
     conn: &impl ConnectionTrait,
