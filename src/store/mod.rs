@@ -43,6 +43,10 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
         .max_connections(max)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(10))
+        // A connection in steady use is handed out as it is: pinging it on every checkout
+        // (SQLx's default) cost a round trip per request. One idle long enough to have been
+        // dropped by the server or a firewall is still checked first.
+        .test_before_acquire_if_idle_for(Duration::from_secs(30))
         .sqlx_logging(false);
     if is_sqlite {
         options.map_sqlx_sqlite_opts(|opts| {
