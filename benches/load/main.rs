@@ -15,7 +15,8 @@
 //! one-week one-practitioner slot search at 64 connections with the answer cache off;
 //! `/health/live` at 64; on PostgreSQL booking POST at 64 clients across two instances on one
 //! database, the bare insert under the same exclusion constraint, and the slot search. RSS is
-//! read from /proc: idle after start and the peak during each load.
+//! read from /proc: idle after start (with its anonymous part, the rest being the mapped binary
+//! and libraries) and the peak during each load.
 
 use std::{
     io::Write,
@@ -59,6 +60,8 @@ struct Figures {
     p99_ms: f64,
     errors: u64,
     peak_rss_mb: f64,
+    /// Of the idle RSS, what is not the mapped binary and libraries (RssAnon).
+    anon_rss_mb: f64,
 }
 
 /// A server process on loopback.
@@ -121,11 +124,16 @@ impl Drop for Server {
 }
 
 fn rss_mb(pid: u32) -> f64 {
+    status_mb(pid, "VmRSS:")
+}
+
+/// One of the kB lines of `/proc/<pid>/status`, in MB.
+fn status_mb(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
@@ -290,6 +298,7 @@ where
         p99_ms: pct(0.99),
         errors,
         peak_rss_mb: peak.load(Ordering::Relaxed) as f64 / 1000.0,
+        anon_rss_mb: 0.0,
     }
 }
 
@@ -418,6 +427,7 @@ async fn bare_sqlite(work: &Path) -> Figures {
         p99_ms: pct(0.99),
         errors,
         peak_rss_mb: 0.0,
+        anon_rss_mb: 0.0,
     }
 }
 
@@ -480,6 +490,7 @@ async fn one_run(work: &Path, postgres: Option<&str>) -> Run {
         "idle RSS, SQLite".into(),
         Figures {
             peak_rss_mb: server.rss_mb(),
+            anon_rss_mb: status_mb(server.child.id(), "RssAnon:"),
             ..Default::default()
         },
     ));
@@ -524,6 +535,8 @@ async fn one_run(work: &Path, postgres: Option<&str>) -> Run {
             "idle RSS, PostgreSQL".into(),
             Figures {
                 peak_rss_mb: first.rss_mb().max(second.rss_mb()),
+                anon_rss_mb: status_mb(first.child.id(), "RssAnon:")
+                    .max(status_mb(second.child.id(), "RssAnon:")),
                 ..Default::default()
             },
         ));
@@ -571,8 +584,9 @@ fn table(all: &[Run]) -> String {
         let figures = get(name);
         if name.starts_with("idle RSS") {
             s.push_str(&format!(
-                "| {name} | | | | | | {:.1} MB |\n",
-                med(name, |f| f.peak_rss_mb)
+                "| {name} | | | | | | {:.1} MB ({:.1} MB anonymous) |\n",
+                med(name, |f| f.peak_rss_mb),
+                med(name, |f| f.anon_rss_mb)
             ));
             continue;
         }

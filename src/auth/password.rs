@@ -480,7 +480,11 @@ mod tests {
         }
         assert_eq!(gate.buffers_held(), 0);
         // And it comes back for the next hash.
-        assert!(gate.hash(SecretString::from("another password")).await.is_ok());
+        assert!(
+            gate.hash(SecretString::from("another password"))
+                .await
+                .is_ok()
+        );
         assert_eq!(gate.buffers_held(), 1);
     }
 
