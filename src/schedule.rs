@@ -2,7 +2,8 @@
 //! practitioner's time off and clinic closures. A confirmed booking inside the new period is
 //! a conflict, settled by `on_conflict`: refuse (nothing written), cancel the bookings in the
 //! same transaction (reason `clinic_unavailable`, the patient emailed with a link to book
-//! again, reminders voided), or keep them (audited).
+//! again, reminders voided), or keep them (audited). A waitlist offer holding time inside
+//! the new period is withdrawn in the same transaction.
 
 use chrono::{DateTime, Utc};
 use entity::{appointment, closure, time_off};
@@ -131,6 +132,14 @@ pub async fn write_time_off(
     )
     .await?;
     let cancelled = settle(txn, ctx, staff_id, &inside, period.on_conflict, now).await?;
+    crate::waitlist::offers::withdraw_inside(
+        txn,
+        Some(practitioner_id),
+        period.starts_at,
+        period.ends_at,
+        now,
+    )
+    .await?;
     let row = store::schedule::insert_time_off(
         txn,
         time_off::Model {
@@ -186,6 +195,8 @@ pub async fn write_closure(
     let inside =
         store::appointments::confirmed_between(txn, None, period.starts_at, period.ends_at).await?;
     let cancelled = settle(txn, ctx, staff_id, &inside, period.on_conflict, now).await?;
+    crate::waitlist::offers::withdraw_inside(txn, None, period.starts_at, period.ends_at, now)
+        .await?;
     let row = store::schedule::insert_closure(
         txn,
         closure::Model {

@@ -20,7 +20,7 @@ mod attendance;
 mod cancel;
 pub mod patients;
 mod place;
-mod placement;
+pub(crate) mod placement;
 mod reschedule;
 pub mod series;
 
@@ -51,7 +51,8 @@ use crate::{
 pub use attendance::record_attendance;
 pub use cancel::{Cancellation, cancel, write_cancellation};
 pub use place::{
-    book, book_by_staff, insert_with_fresh_reference, write_online, write_staff_booking,
+    ClaimedSlot, book, book_by_staff, insert_with_fresh_reference, write_claimed_slot,
+    write_online, write_staff_booking,
 };
 pub use reschedule::{Move, reschedule, write_reschedule};
 

@@ -12,6 +12,7 @@ mod series;
 pub mod smtp;
 pub mod transport;
 mod vtimezone;
+pub mod waitlist;
 pub mod worker;
 
 use std::path::Path;
@@ -51,10 +52,16 @@ pub enum EmailKind {
     EnquiryReceived,
     /// To the enquirer: we have your enquiry.
     EnquiryAck,
+    /// To the patient: on the waiting list, with the link to see or leave the entry.
+    WaitlistJoined,
+    /// To the patient: a place is held for them, with the link to claim or decline it.
+    WaitlistOffer,
+    /// To the patient: the hold ran out and the place was passed on.
+    WaitlistOfferExpired,
 }
 
 impl EmailKind {
-    pub const ALL: [EmailKind; 8] = [
+    pub const ALL: [EmailKind; 11] = [
         EmailKind::BookingConfirmed,
         EmailKind::BookingRescheduled,
         EmailKind::BookingCancelled,
@@ -63,6 +70,9 @@ impl EmailKind {
         EmailKind::Reminder,
         EmailKind::EnquiryReceived,
         EmailKind::EnquiryAck,
+        EmailKind::WaitlistJoined,
+        EmailKind::WaitlistOffer,
+        EmailKind::WaitlistOfferExpired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +85,9 @@ impl EmailKind {
             EmailKind::Reminder => "reminder",
             EmailKind::EnquiryReceived => "enquiry_received",
             EmailKind::EnquiryAck => "enquiry_ack",
+            EmailKind::WaitlistJoined => "waitlist_joined",
+            EmailKind::WaitlistOffer => "waitlist_offer",
+            EmailKind::WaitlistOfferExpired => "waitlist_offer_expired",
         }
     }
 

@@ -1,7 +1,7 @@
 //! Appointments: the reads that availability and booking need.
 
 use chrono::{DateTime, Utc};
-use entity::{appointment, time_off};
+use entity::{appointment, time_off, waitlist_offer};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait, Query, UnionType},
@@ -41,7 +41,8 @@ pub async fn blocked_ranges(
 }
 
 /// (practitioner, start, end) of everything that blocks the given practitioners' time in
-/// [from, until): active appointments' blocked ranges and time off, in one round trip.
+/// [from, until): active appointments' blocked ranges, time off and the time open waitlist
+/// offers hold, in one round trip.
 pub async fn busy_ranges(
     conn: &impl ConnectionTrait,
     practitioner_ids: &[Uuid],
@@ -68,7 +69,18 @@ pub async fn busy_ranges(
         .and_where(Expr::col(time_off::Column::StartsAt).lt(until))
         .and_where(Expr::col(time_off::Column::EndsAt).gt(from))
         .to_owned();
+    let held = Query::select()
+        .column(waitlist_offer::Column::PractitionerId)
+        .column(waitlist_offer::Column::BlockedFrom)
+        .column(waitlist_offer::Column::BlockedUntil)
+        .from(waitlist_offer::Entity)
+        .and_where(Expr::col(waitlist_offer::Column::PractitionerId).is_in(ids()))
+        .and_where(Expr::col(waitlist_offer::Column::Status).eq("open"))
+        .and_where(Expr::col(waitlist_offer::Column::BlockedFrom).lt(until))
+        .and_where(Expr::col(waitlist_offer::Column::BlockedUntil).gt(from))
+        .to_owned();
     query.union(UnionType::All, time_off);
+    query.union(UnionType::All, held);
     conn.query_all(&query)
         .await?
         .into_iter()

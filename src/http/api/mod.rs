@@ -18,7 +18,9 @@ pub mod staff_schedule;
 pub mod staff_series;
 pub mod staff_services;
 pub mod staff_users;
+pub mod staff_waitlist;
 pub mod staff_webhooks;
+pub mod waitlist;
 
 use std::sync::Arc;
 
@@ -55,6 +57,8 @@ pub enum ApiTags {
     StaffEmail,
     /// Signed webhooks: endpoints, secrets, the delivery log and replays (admin).
     StaffWebhooks,
+    /// The waiting list: joining, leaving, and claiming or declining an offered place.
+    Waitlist,
     /// Health and metrics.
     Operations,
 }
@@ -71,6 +75,7 @@ pub type PublicApis = (
     enquiries::EnquiriesApi,
     feeds::FeedsApi,
     auth::AuthApi,
+    waitlist::WaitlistApi,
 );
 
 pub type StaffApis = (
@@ -84,6 +89,7 @@ pub type StaffApis = (
     staff_patients::StaffPatientsApi,
     staff_webhooks::StaffWebhooksApi,
     staff_series::StaffSeriesApi,
+    staff_waitlist::StaffWaitlistApi,
 );
 
 pub fn apis(state: &Arc<AppState>) -> Apis {
@@ -98,6 +104,7 @@ pub fn apis(state: &Arc<AppState>) -> Apis {
             enquiries::EnquiriesApi { state: s() },
             feeds::FeedsApi { state: s() },
             auth::AuthApi { state: s() },
+            waitlist::WaitlistApi { state: s() },
         ),
         (
             staff_services::StaffServicesApi { state: s() },
@@ -110,6 +117,7 @@ pub fn apis(state: &Arc<AppState>) -> Apis {
             staff_patients::StaffPatientsApi { state: s() },
             staff_webhooks::StaffWebhooksApi { state: s() },
             staff_series::StaffSeriesApi { state: s() },
+            staff_waitlist::StaffWaitlistApi { state: s() },
         ),
     )
 }
