@@ -3,6 +3,7 @@
 //! (`ical`), and delivered later by the worker (`worker`) through SMTP or files (`transport`).
 
 pub mod backoff;
+mod classes;
 mod compose;
 pub mod health;
 pub mod ical;
@@ -26,6 +27,7 @@ use uuid::Uuid;
 
 use crate::config::Settings;
 
+pub use classes::{SeatChange, SeatEmail, seat_changed};
 pub use compose::local_when;
 pub use health::{DeliveryHealth, FailureKind};
 pub use outbox::OutgoingEmail;
@@ -52,6 +54,14 @@ pub enum EmailKind {
     EnquiryReceived,
     /// To the enquirer: we have your enquiry.
     EnquiryAck,
+    /// To a patient: a class seat is booked, with a REQUEST invitation (one UID per seat).
+    SeatConfirmed,
+    /// To each seat holder: the class moved or changed instructor (REQUEST, higher SEQUENCE).
+    ClassChanged,
+    /// To each seat holder: the class is cancelled, with a CANCEL.
+    ClassCancelled,
+    /// To a patient: their class seat is cancelled, with a CANCEL.
+    SeatCancelled,
     /// To the patient: on the waiting list, with the link to see or leave the entry.
     WaitlistJoined,
     /// To the patient: a place is held for them, with the link to claim or decline it.
@@ -61,7 +71,7 @@ pub enum EmailKind {
 }
 
 impl EmailKind {
-    pub const ALL: [EmailKind; 11] = [
+    pub const ALL: [EmailKind; 15] = [
         EmailKind::BookingConfirmed,
         EmailKind::BookingRescheduled,
         EmailKind::BookingCancelled,
@@ -70,6 +80,10 @@ impl EmailKind {
         EmailKind::Reminder,
         EmailKind::EnquiryReceived,
         EmailKind::EnquiryAck,
+        EmailKind::SeatConfirmed,
+        EmailKind::ClassChanged,
+        EmailKind::ClassCancelled,
+        EmailKind::SeatCancelled,
         EmailKind::WaitlistJoined,
         EmailKind::WaitlistOffer,
         EmailKind::WaitlistOfferExpired,
@@ -85,6 +99,10 @@ impl EmailKind {
             EmailKind::Reminder => "reminder",
             EmailKind::EnquiryReceived => "enquiry_received",
             EmailKind::EnquiryAck => "enquiry_ack",
+            EmailKind::SeatConfirmed => "seat_confirmed",
+            EmailKind::ClassChanged => "class_changed",
+            EmailKind::ClassCancelled => "class_cancelled",
+            EmailKind::SeatCancelled => "seat_cancelled",
             EmailKind::WaitlistJoined => "waitlist_joined",
             EmailKind::WaitlistOffer => "waitlist_offer",
             EmailKind::WaitlistOfferExpired => "waitlist_offer_expired",

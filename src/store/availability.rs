@@ -1,5 +1,5 @@
-//! Reads everything the availability engine needs — working hours, appointments, the time
-//! open waitlist offers hold, time off and closures — for some practitioners over a span, in one query per kind. The booking
+//! Reads everything the availability engine needs — working hours, appointments, time off
+//! and closures — for some practitioners over a span, in one query per kind. The booking
 //! transaction calls the same function, so listing and booking decide on the same data.
 
 use std::collections::HashMap;
@@ -42,15 +42,6 @@ pub async fn load(
     }
     for (id, start, end) in
         appointments::blocked_ranges(conn, practitioner_ids, from, until, except).await?
-    {
-        if let Some(s) = by_id.get_mut(&id) {
-            s.appointments.push(Range { start, end });
-        }
-    }
-    // Time an open waitlist offer holds is taken for everyone but the offer's claim, which
-    // closes the offer in its own transaction before it reads this.
-    for (id, start, end) in
-        super::waitlist::held_ranges(conn, practitioner_ids, from, until).await?
     {
         if let Some(s) = by_id.get_mut(&id) {
             s.appointments.push(Range { start, end });

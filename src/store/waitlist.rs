@@ -4,12 +4,12 @@
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{
-    practitioner_service, service, waitlist_entry, waitlist_offer,
+    practitioner_hold, practitioner_service, service, waitlist_entry, waitlist_offer,
     waitlist_opening::{self, Column as OpeningColumn},
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
     sea_query::{Expr, Query},
 };
 use uuid::Uuid;
@@ -178,7 +178,8 @@ pub async fn open_offer_of(
         .await
 }
 
-/// Closes an open offer as `to`; false when it was no longer open (claimed, declined,
+/// Closes an open offer as `to` and releases the time it held; false when it was no longer
+/// open (claimed, declined,
 /// expired or withdrawn first, by another request or worker). `still_valid_at` also
 /// requires the hold not to have ended by then (a claim or decline).
 pub async fn close_offer(
@@ -196,7 +197,15 @@ pub async fn close_offer(
     if let Some(at) = still_valid_at {
         update = update.filter(waitlist_offer::Column::ExpiresAt.gt(at));
     }
-    Ok(update.exec(conn).await?.rows_affected == 1)
+    if update.exec(conn).await?.rows_affected != 1 {
+        return Ok(false);
+    }
+    // The held time goes with the offer.
+    practitioner_hold::Entity::delete_many()
+        .filter(practitioner_hold::Column::OfferId.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(true)
 }
 
 /// Up to `limit` open offers whose hold has ended at `now`, oldest deadline first. On
@@ -239,33 +248,33 @@ pub async fn open_offers_overlapping(
     query.all(conn).await
 }
 
-/// (practitioner, blocked_from, blocked_until) of the time that open one-to-one offers hold
-/// for the given practitioners, overlapping [from, until): not listed, not bookable by anyone
-/// else while the offer is open.
-pub async fn held_ranges(
+/// Holds the practitioner time of an open one-to-one offer: a `practitioner_holds` row of
+/// kind `offer`, so slot search and every booking read it as taken, and the database refuses
+/// an overlapping hold or appointment (`practitioner_holds_no_overlap`).
+pub async fn insert_hold(
     conn: &impl ConnectionTrait,
-    practitioner_ids: &[Uuid],
-    from: DateTime<Utc>,
-    until: DateTime<Utc>,
-) -> Result<Vec<(Uuid, DateTime<Utc>, DateTime<Utc>)>, DbErr> {
-    // The columns are nullable (class offers hold no practitioner time).
-    type HeldRow = (Option<Uuid>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
-    let rows: Vec<HeldRow> = waitlist_offer::Entity::find()
-        .select_only()
-        .column(waitlist_offer::Column::PractitionerId)
-        .column(waitlist_offer::Column::BlockedFrom)
-        .column(waitlist_offer::Column::BlockedUntil)
-        .filter(waitlist_offer::Column::Status.eq(OfferStatus::Open.as_str()))
-        .filter(waitlist_offer::Column::PractitionerId.is_in(practitioner_ids.iter().copied()))
-        .filter(waitlist_offer::Column::BlockedFrom.lt(until))
-        .filter(waitlist_offer::Column::BlockedUntil.gt(from))
-        .into_tuple()
-        .all(conn)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(p, f, u)| Some((p?, f?, u?)))
-        .collect())
+    offer: &waitlist_offer::Model,
+) -> Result<(), DbErr> {
+    let (Some(practitioner_id), Some(from), Some(until)) = (
+        offer.practitioner_id,
+        offer.blocked_from,
+        offer.blocked_until,
+    ) else {
+        return Ok(());
+    };
+    practitioner_hold::Entity::insert(practitioner_hold::ActiveModel {
+        practitioner_id: Set(practitioner_id),
+        blocked_from: Set(from),
+        blocked_until: Set(until),
+        kind: Set("offer".to_string()),
+        appointment_id: Set(None),
+        class_session_id: Set(None),
+        offer_id: Set(Some(offer.id)),
+        ..Default::default()
+    })
+    .exec_without_returning(conn)
+    .await
+    .map(|_| ())
 }
 
 /// Writes a freed place; it becomes due at its `due_at`, or (when `None`) once the grace

@@ -9,9 +9,10 @@
 //! - `offers`: making offers for a freed place, claim, decline, expiry, withdrawal.
 //! - `worker`: one step at a given "now" (`run_once`), and the loop started at start-up.
 //!
-//! A held one-to-one slot is time that slot search and every booking read as taken
-//! (`store::waitlist::held_ranges`); the claim closes its own offer first, in the claim's
-//! transaction, so the time is free to it alone.
+//! A held one-to-one slot is a `practitioner_holds` row of kind `offer`: slot search and every
+//! booking read it as taken, and the database refuses anything overlapping it. The claim
+//! closes its own offer (deleting the hold) first, in the claim's transaction, so the time is
+//! free to it alone.
 
 pub mod entries;
 pub mod offers;

@@ -395,9 +395,10 @@ async fn offer_slots(
     Ok(made)
 }
 
-/// Offers `entry` the slot: the entry moves from waiting to offered and the offer row holds
-/// the time, both in a savepoint, so losing a race (another instance offered this entry or
-/// this place first) undoes only this offer. Then the email and the webhook.
+/// Offers `entry` the slot: the entry moves from waiting to offered, the offer row is written
+/// and its `practitioner_holds` row takes the time, all in a savepoint, so losing a race
+/// (another instance offered this entry or this time first, or a booking took it) undoes
+/// only this offer. Then the email and the webhook.
 async fn hold_slot(
     txn: &DatabaseTransaction,
     ctx: Context<'_>,
@@ -448,9 +449,15 @@ async fn hold_slot(
         },
     )
     .await;
-    let offer = match inserted {
+    let held = match inserted {
+        Ok(offer) => store::waitlist::insert_hold(&attempt, &offer)
+            .await
+            .map(|()| offer),
+        Err(e) => Err(e),
+    };
+    let offer = match held {
         Ok(offer) => offer,
-        Err(e) if store::is_unique_violation(&e) => {
+        Err(e) if store::is_unique_violation(&e) || store::is_overlap_violation(&e) => {
             attempt.rollback().await?;
             return Ok(false);
         }
