@@ -28,7 +28,7 @@ use crate::{
 
 pub use seats::{
     NewSeat, SeatBooked, SeatIdempotency, StaffSeat, book_seat, book_seat_by_staff, cancel_seat,
-    find_seat_by_token, record_seat_attendance, seat_details,
+    find_seat_by_token, record_seat_attendance, seat_details, write_claimed_seat,
 };
 pub use sessions::{
     NewSeries, NewSession, SeriesCreated, SeriesEnded, SessionChange, cancel_session,

@@ -4,13 +4,14 @@
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{
-    practitioner_hold, practitioner_service, service, waitlist_entry, waitlist_offer,
+    class_session, practitioner_hold, practitioner_service, service, waitlist_entry,
+    waitlist_offer,
     waitlist_opening::{self, Column as OpeningColumn},
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
     IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    sea_query::{Expr, Query},
+    sea_query::{Expr, ExprTrait, Query},
 };
 use uuid::Uuid;
 
@@ -122,6 +123,21 @@ pub async fn waiting_for_session(
         .await
 }
 
+/// Waiting or offered entries for a class session.
+pub async fn waiting_or_offered_for_session(
+    conn: &impl ConnectionTrait,
+    class_session_id: Uuid,
+) -> Result<Vec<waitlist_entry::Model>, DbErr> {
+    waitlist_entry::Entity::find()
+        .filter(
+            waitlist_entry::Column::Status
+                .is_in([EntryStatus::Waiting.as_str(), EntryStatus::Offered.as_str()]),
+        )
+        .filter(waitlist_entry::Column::ClassSessionId.eq(class_session_id))
+        .all(conn)
+        .await
+}
+
 /// Every offer ever made to these entries (to pass a place on, never back).
 pub async fn offers_to(
     conn: &impl ConnectionTrait,
@@ -178,13 +194,13 @@ pub async fn open_offer_of(
         .await
 }
 
-/// Closes an open offer as `to` and releases the time it held; false when it was no longer
-/// open (claimed, declined,
-/// expired or withdrawn first, by another request or worker). `still_valid_at` also
-/// requires the hold not to have ended by then (a claim or decline).
+/// Closes an open offer as `to` and releases what it held (its `practitioner_holds` row, or
+/// its session's held place); false when it was no longer open (claimed, declined, expired or
+/// withdrawn first, by another request or worker). `still_valid_at` also requires the hold
+/// not to have ended by then (a claim or decline).
 pub async fn close_offer(
     conn: &impl ConnectionTrait,
-    id: Uuid,
+    offer: &waitlist_offer::Model,
     to: OfferStatus,
     now: DateTime<Utc>,
     still_valid_at: Option<DateTime<Utc>>,
@@ -192,7 +208,7 @@ pub async fn close_offer(
     let mut update = waitlist_offer::Entity::update_many()
         .col_expr(waitlist_offer::Column::Status, Expr::value(to.as_str()))
         .col_expr(waitlist_offer::Column::DecidedAt, Expr::value(Some(now)))
-        .filter(waitlist_offer::Column::Id.eq(id))
+        .filter(waitlist_offer::Column::Id.eq(offer.id))
         .filter(waitlist_offer::Column::Status.eq(OfferStatus::Open.as_str()));
     if let Some(at) = still_valid_at {
         update = update.filter(waitlist_offer::Column::ExpiresAt.gt(at));
@@ -200,12 +216,56 @@ pub async fn close_offer(
     if update.exec(conn).await?.rows_affected != 1 {
         return Ok(false);
     }
-    // The held time goes with the offer.
     practitioner_hold::Entity::delete_many()
-        .filter(practitioner_hold::Column::OfferId.eq(id))
+        .filter(practitioner_hold::Column::OfferId.eq(offer.id))
         .exec(conn)
         .await?;
+    if let Some(session_id) = offer.class_session_id {
+        use class_session::Column as C;
+        class_session::Entity::update_many()
+            .col_expr(C::SeatsHeld, Expr::col(C::SeatsHeld).sub(1))
+            .col_expr(C::UpdatedAt, Expr::value(now))
+            .filter(C::Id.eq(session_id))
+            .filter(C::SeatsHeld.gt(0))
+            .exec(conn)
+            .await?;
+    }
     Ok(true)
+}
+
+/// Holds one free place of a scheduled session for an offer: one guarded statement, like
+/// taking a seat, so a held place is never one that is taken. False when none is free.
+pub async fn hold_seat(
+    conn: &impl ConnectionTrait,
+    session_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    use class_session::Column as C;
+    let result = class_session::Entity::update_many()
+        .col_expr(C::SeatsHeld, Expr::col(C::SeatsHeld).add(1))
+        .col_expr(C::UpdatedAt, Expr::value(now))
+        .filter(C::Id.eq(session_id))
+        .filter(C::Status.eq("scheduled"))
+        .filter(
+            Expr::col(C::SeatsTaken)
+                .add(Expr::col(C::SeatsHeld))
+                .lt(Expr::col(C::Capacity)),
+        )
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Open seat offers of a session (it was cancelled: they are withdrawn).
+pub async fn open_offers_of_session(
+    conn: &impl ConnectionTrait,
+    session_id: Uuid,
+) -> Result<Vec<waitlist_offer::Model>, DbErr> {
+    waitlist_offer::Entity::find()
+        .filter(waitlist_offer::Column::Status.eq(OfferStatus::Open.as_str()))
+        .filter(waitlist_offer::Column::ClassSessionId.eq(session_id))
+        .all(conn)
+        .await
 }
 
 /// Up to `limit` open offers whose hold has ended at `now`, oldest deadline first. On

@@ -62,14 +62,47 @@ pub async fn write_join(
     let invalid =
         |field: &str, message: &str| WaitlistError::Invalid(vec![FieldError::new(field, message)]);
     let (wanted, row) = match &request.want {
-        JoinWant::Class(_) => {
-            // Class sessions arrive with the classes work; until then no id names one.
-            return Err(invalid("class_id", "no such class"));
+        JoinWant::Class(session_id) => {
+            let session = store::classes::find_session(txn, *session_id)
+                .await?
+                .ok_or_else(|| invalid("class_id", "no such class"))?;
+            let class = crate::classes::session_details(txn, session).await?;
+            if !(class.service.active && class.service.online_bookable) {
+                return Err(invalid("class_id", "no such class"));
+            }
+            if class.session.status != "scheduled" || class.session.starts_at <= now {
+                return Err(invalid(
+                    "class_id",
+                    "this class was cancelled or has started",
+                ));
+            }
+            (
+                format!(
+                    "{} on {}",
+                    class.service.name,
+                    email::local_when(class.session.starts_at, ctx.tz)
+                ),
+                EntryRow {
+                    class_session_id: Some(class.session.id),
+                    service_id: None,
+                    practitioner_id: None,
+                    from_date: None,
+                    to_date: None,
+                    earliest_minute: None,
+                    latest_minute: None,
+                },
+            )
         }
         JoinWant::Slot(wish) => {
             let service = store::catalogue::find_public_service(txn, wish.service_id)
                 .await?
                 .ok_or_else(|| invalid("service_id", "no such service"))?;
+            if service.capacity > 1 {
+                return Err(invalid(
+                    "service_id",
+                    "this is a class: join the waiting list of a session with class_id",
+                ));
+            }
             let practitioner = match wish.practitioner_id {
                 None => None,
                 Some(pid) => {

@@ -23,10 +23,10 @@ use entity::waitlist_opening;
 use sea_orm::{ConnectionTrait, DbErr};
 use uuid::Uuid;
 
-use crate::{booking::BookingError, domain::FieldError, store};
+use crate::{booking::BookingError, classes::ClassError, domain::FieldError, store};
 
 pub use entries::{JoinRequest, JoinWant, Joined, join};
-pub use offers::{Claimed, claim, decline};
+pub use offers::{Claimed, ClaimedPlace, claim, decline};
 
 /// A freed place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,8 +111,21 @@ pub enum WaitlistError {
     /// The claim's booking was refused by the rulebook or the patient's limits.
     #[error(transparent)]
     Booking(BookingError),
+    /// The claim's seat was refused (the class was cancelled or started, the patient holds a
+    /// seat there already or is at the booking limit).
+    #[error(transparent)]
+    Class(ClassError),
     #[error(transparent)]
     Database(#[from] DbErr),
+}
+
+impl From<ClassError> for WaitlistError {
+    fn from(err: ClassError) -> Self {
+        match err {
+            ClassError::Database(e) => WaitlistError::Database(e),
+            other => WaitlistError::Class(other),
+        }
+    }
 }
 
 impl From<BookingError> for WaitlistError {

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::{
     auth::token,
     booking::{self, Booked, ClaimedSlot, Context, ManageToken, placement},
+    classes::{self, SeatBooked},
     domain::{
         availability::{self, SlotQuery},
         localtime, policy,
@@ -38,13 +39,22 @@ pub struct OfferDetails {
     pub offer: waitlist_offer::Model,
     pub service: Option<service::Model>,
     pub practitioner: Option<practitioner::Model>,
+    /// The session of a seat offer.
+    pub class: Option<classes::SessionDetails>,
 }
 
-/// A claimed offer and the booking it made.
+/// What a claim placed: a one-to-one booking or a class seat.
+#[derive(Debug, Clone)]
+pub enum ClaimedPlace {
+    Booking(Booked),
+    Seat(SeatBooked),
+}
+
+/// A claimed offer and what it placed.
 #[derive(Debug, Clone)]
 pub struct Claimed {
     pub offer: waitlist_offer::Model,
-    pub booked: Booked,
+    pub placed: ClaimedPlace,
 }
 
 /// The offer an offer token opens, if any.
@@ -72,16 +82,25 @@ async fn details(
         Some(id) => store::catalogue::find_practitioner(conn, id).await?,
         None => None,
     };
+    let class = match offer.class_session_id {
+        Some(id) => match store::classes::find_session(conn, id).await? {
+            Some(session) => Some(classes::session_details(conn, session).await?),
+            None => None,
+        },
+        None => None,
+    };
     Ok(OfferDetails {
         offer,
         service,
         practitioner,
+        class,
     })
 }
 
 /// Claims an offer: the offer closes (and its hold with it) and the place is booked for the
-/// entry's patient in the same transaction, by the rulebook without the minimum-notice rule.
-/// A refused booking leaves the offer open.
+/// entry's patient in the same transaction — a slot by the rulebook without the
+/// minimum-notice rule, a seat through the classes code. A refused booking leaves the offer
+/// open.
 pub async fn claim(state: &AppState, token_value: &str) -> Result<Claimed, WaitlistError> {
     let now = Utc::now();
     let hash = token::hash(token_value);
@@ -90,7 +109,7 @@ pub async fn claim(state: &AppState, token_value: &str) -> Result<Claimed, Waitl
     let offer = store::waitlist::find_offer_by_token_hash(&*txn, &hash)
         .await?
         .ok_or(WaitlistError::NotFound)?;
-    if !store::waitlist::close_offer(&*txn, offer.id, OfferStatus::Claimed, now, Some(now)).await? {
+    if !store::waitlist::close_offer(&*txn, &offer, OfferStatus::Claimed, now, Some(now)).await? {
         return Err(WaitlistError::OfferClosed);
     }
     store::waitlist::set_entry_status(
@@ -104,25 +123,32 @@ pub async fn claim(state: &AppState, token_value: &str) -> Result<Claimed, Waitl
     let entry = store::waitlist::find_entry(&*txn, offer.entry_id)
         .await?
         .ok_or(WaitlistError::NotFound)?;
-    let (Some(service_id), Some(practitioner_id), Some(start)) =
-        (offer.service_id, offer.practitioner_id, offer.starts_at)
-    else {
-        // A seat offer: seats arrive with the classes work.
-        return Err(WaitlistError::OfferClosed);
+    let placed = match (
+        offer.class_session_id,
+        offer.service_id,
+        offer.practitioner_id,
+        offer.starts_at,
+    ) {
+        (Some(session_id), ..) => ClaimedPlace::Seat(
+            classes::write_claimed_seat(&txn, state, session_id, entry.patient_id, now).await?,
+        ),
+        (None, Some(service_id), Some(practitioner_id), Some(start)) => ClaimedPlace::Booking(
+            booking::write_claimed_slot(
+                &txn,
+                Context::of(state),
+                &ClaimedSlot {
+                    service_id,
+                    practitioner_id,
+                    start,
+                    patient_id: entry.patient_id,
+                },
+                booking_token,
+                now,
+            )
+            .await?,
+        ),
+        _ => return Err(WaitlistError::OfferClosed),
     };
-    let booked = booking::write_claimed_slot(
-        &txn,
-        Context::of(state),
-        &ClaimedSlot {
-            service_id,
-            practitioner_id,
-            start,
-            patient_id: entry.patient_id,
-        },
-        booking_token,
-        now,
-    )
-    .await?;
     webhooks::emit(
         &*txn,
         now,
@@ -142,7 +168,7 @@ pub async fn claim(state: &AppState, token_value: &str) -> Result<Claimed, Waitl
         decided_at: Some(now),
         ..offer
     };
-    Ok(Claimed { offer, booked })
+    Ok(Claimed { offer, placed })
 }
 
 /// Declines an offer: the place passes to the next entry at the worker's next step and the
@@ -176,7 +202,7 @@ pub(crate) async fn close_and_pass_on(
     now: DateTime<Utc>,
     valid_at: Option<DateTime<Utc>>,
 ) -> Result<bool, DbErr> {
-    if !store::waitlist::close_offer(txn, offer.id, to, now, valid_at).await? {
+    if !store::waitlist::close_offer(txn, offer, to, now, valid_at).await? {
         return Ok(false);
     }
     store::waitlist::set_entry_status(
@@ -251,7 +277,7 @@ pub async fn withdraw_inside(
     for offer in
         store::waitlist::open_offers_overlapping(conn, practitioner_id, from, until).await?
     {
-        if store::waitlist::close_offer(conn, offer.id, OfferStatus::Withdrawn, now, None).await? {
+        if store::waitlist::close_offer(conn, &offer, OfferStatus::Withdrawn, now, None).await? {
             store::waitlist::set_entry_status(
                 conn,
                 offer.entry_id,
@@ -276,16 +302,197 @@ pub(crate) async fn offer_opening(
     now: DateTime<Utc>,
 ) -> Result<usize, DbErr> {
     match (
+        opening.class_session_id,
         opening.practitioner_id,
         opening.free_from,
         opening.free_until,
     ) {
-        (Some(practitioner_id), Some(from), Some(until)) => {
+        (Some(session_id), ..) => offer_seats(txn, ctx, session_id, now).await,
+        (None, Some(practitioner_id), Some(from), Some(until)) => {
             offer_slots(txn, ctx, practitioner_id, from, until, now).await
         }
-        // A class opening: seats arrive with the classes work.
         _ => Ok(0),
     }
+}
+
+/// The seat offers a freed place in a class session calls for: while the session has a free
+/// place, the first waiting entry for it (holding no seat there already) is offered one.
+async fn offer_seats(
+    txn: &DatabaseTransaction,
+    ctx: Context<'_>,
+    session_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<usize, DbErr> {
+    let Some(session) = store::classes::find_session(txn, session_id).await? else {
+        return Ok(0);
+    };
+    if session.status != "scheduled"
+        || !rules::offerable(session.starts_at, now, ctx.settings.waitlist.cutoff_minutes)
+    {
+        return Ok(0);
+    }
+    let rows = store::waitlist::waiting_for_session(txn, session_id).await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let class = classes::session_details(txn, session).await?;
+    let mut waiting: Vec<Waiting> = rows.iter().filter_map(waiting_of).collect();
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let offered_before: HashSet<(Uuid, PlaceKey)> = store::waitlist::offers_to(txn, &ids)
+        .await?
+        .iter()
+        .filter_map(|o| Some((o.entry_id, key_of(o)?)))
+        .collect();
+    let place = [Place::Seat {
+        class_session_id: session_id,
+    }];
+    let mut made = 0;
+    for _ in 0..OFFERS_PER_OPENING {
+        let Some((entry_id, _)) = rules::first_match(ctx.tz, &waiting, &place, &offered_before)
+        else {
+            break;
+        };
+        waiting.retain(|w| w.entry_id != entry_id);
+        let Some(entry) = rows.iter().find(|r| r.id == entry_id) else {
+            continue;
+        };
+        // Someone who booked a seat meanwhile is not offered a second one.
+        if store::classes::active_seat_of_patient(txn, session_id, entry.patient_id)
+            .await?
+            .is_some()
+        {
+            continue;
+        }
+        match hold_seat(txn, ctx, entry, &class, now).await? {
+            Held::Offered => made += 1,
+            Held::Lost => {}
+            Held::Full => break,
+        }
+    }
+    Ok(made)
+}
+
+/// How holding a place for an entry went.
+enum Held {
+    Offered,
+    /// Another instance offered this entry something first.
+    Lost,
+    /// No place is free any more (or it is too late to hold one).
+    Full,
+}
+
+/// Offers `entry` a place in the session: the entry moves from waiting to offered, one free
+/// place becomes held (`seats_held`, a guarded UPDATE like taking a seat) and the offer row is
+/// written, all in a savepoint. Then the email and the webhook.
+async fn hold_seat(
+    txn: &DatabaseTransaction,
+    ctx: Context<'_>,
+    entry: &waitlist_entry::Model,
+    class: &classes::SessionDetails,
+    now: DateTime<Utc>,
+) -> Result<Held, DbErr> {
+    let settings = &ctx.settings.waitlist;
+    let start = class.session.starts_at;
+    let Some(expires_at) =
+        rules::hold_end(now, start, settings.hold_minutes, settings.cutoff_minutes)
+    else {
+        return Ok(Held::Full);
+    };
+    let offer_token = ManageToken::generate();
+    let attempt = txn.begin().await?;
+    if !store::waitlist::set_entry_status(
+        &attempt,
+        entry.id,
+        &[EntryStatus::Waiting],
+        EntryStatus::Offered,
+        now,
+    )
+    .await?
+    {
+        attempt.rollback().await?;
+        return Ok(Held::Lost);
+    }
+    if !store::waitlist::hold_seat(&attempt, class.session.id, now).await? {
+        attempt.rollback().await?;
+        return Ok(Held::Full);
+    }
+    let inserted = store::waitlist::insert_offer(
+        &attempt,
+        waitlist_offer::Model {
+            id: Uuid::new_v4(),
+            entry_id: entry.id,
+            offer_token_hash: Some(offer_token.hash.clone()),
+            class_session_id: Some(class.session.id),
+            service_id: None,
+            practitioner_id: None,
+            starts_at: Some(start),
+            ends_at: Some(class.session.ends_at),
+            blocked_from: None,
+            blocked_until: None,
+            status: OfferStatus::Open.as_str().to_string(),
+            expires_at,
+            created_at: now,
+            decided_at: None,
+        },
+    )
+    .await;
+    let offer = match inserted {
+        Ok(offer) => offer,
+        Err(e) if store::is_unique_violation(&e) => {
+            attempt.rollback().await?;
+            return Ok(Held::Lost);
+        }
+        Err(e) => return Err(e),
+    };
+    attempt.commit().await?;
+    if let Some(to) = recipient_of(txn, entry.id).await? {
+        let place = HeldPlace {
+            service: class.service.name.clone(),
+            practitioner: Some(class.practitioner.name.clone()),
+            start,
+        };
+        crate::email::waitlist::offer_made(
+            txn,
+            ctx.settings,
+            ctx.tz,
+            &to,
+            &place,
+            expires_at,
+            &offer_token.plain,
+        )
+        .await?;
+    }
+    webhooks::emit(
+        txn,
+        now,
+        EventType::WaitlistOffered,
+        event_data(&offer, "offered"),
+    )
+    .await?;
+    Ok(Held::Offered)
+}
+
+/// Withdraws the open seat offers of a session that was cancelled, and ends the entries
+/// waiting for it (the session they wait for is gone). Pass the cancellation's transaction.
+pub async fn withdraw_for_session(
+    conn: &impl ConnectionTrait,
+    session_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    for offer in store::waitlist::open_offers_of_session(conn, session_id).await? {
+        store::waitlist::close_offer(conn, &offer, OfferStatus::Withdrawn, now, None).await?;
+    }
+    for entry in store::waitlist::waiting_or_offered_for_session(conn, session_id).await? {
+        store::waitlist::set_entry_status(
+            conn,
+            entry.id,
+            &[EntryStatus::Waiting, EntryStatus::Offered],
+            EntryStatus::Expired,
+            now,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 async fn offer_slots(
@@ -556,13 +763,14 @@ async fn recipient_of(
 }
 
 fn held_place(d: &OfferDetails) -> HeldPlace {
+    let service = d.service.as_ref().or(d.class.as_ref().map(|c| &c.service));
+    let practitioner = d
+        .practitioner
+        .as_ref()
+        .or(d.class.as_ref().map(|c| &c.practitioner));
     HeldPlace {
-        service: d
-            .service
-            .as_ref()
-            .map(|s| s.name.clone())
-            .unwrap_or_default(),
-        practitioner: d.practitioner.as_ref().map(|p| p.name.clone()),
+        service: service.map(|s| s.name.clone()).unwrap_or_default(),
+        practitioner: practitioner.map(|p| p.name.clone()),
         start: d.offer.starts_at.unwrap_or(d.offer.expires_at),
     }
 }

@@ -321,6 +321,9 @@ const OMITTED_WHEN_EMPTY: &[(&str, &str)] = &[
     ("Problem", "conflicts"),
     ("CreatedStaffUser", "password"),
     ("PreviewOccurrence", "reason"),
+    // A claimed waitlist offer answers exactly one of the two.
+    ("OfferClaimed", "booking"),
+    ("OfferClaimed", "seat"),
     // A manage link answers exactly one of the two.
     ("ManagedBooking", "booking"),
     ("ManagedBooking", "seat"),

@@ -680,3 +680,127 @@ async fn the_hourly_purge_deletes_entries_and_offers_30_days_after_they_end() {
         "the withdrawn offer went with its entry"
     );
 }
+
+/// A class of one place five days ahead, taught by a new instructor, with its seat taken:
+/// (admin, class id, the seat's id).
+async fn full_class(app: &TestApp) -> (String, String, String) {
+    let admin = app.admin_token().await;
+    let instructor = app.create_practitioner(&admin, "Ines Instructor").await;
+    let service = crate::classes::class_service(app, &admin, &instructor, 10).await;
+    let class = crate::classes::class_at(app, &admin, &service, &instructor, 5, Some(1)).await;
+    let seat = crate::classes::book_seat(app, &class, "holder@example.com").await;
+    assert_eq!(seat.status, 201, "{}", seat.body);
+    let seat = seat.body["seat"]["id"].as_str().expect("seat").to_string();
+    (admin, class, seat)
+}
+
+/// The places a session holds for open offers.
+async fn seats_held(app: &TestApp, class: &str) -> i32 {
+    let id: uuid::Uuid = class.parse().expect("uuid");
+    entity::class_session::Entity::find_by_id(id)
+        .one(&app.db)
+        .await
+        .expect("session")
+        .expect("a session")
+        .seats_held
+}
+
+async fn join_class(app: &TestApp, class: &str, email: &str) -> String {
+    let reply = app
+        .post(
+            "/api/v1/waitlist",
+            json!({ "class_id": class,
+                    "patient": { "name": "Cleo Class", "email": email },
+                    "consent": { "privacy": true } }),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(reply.body["entry"]["class_id"], class);
+    reply.body["manage_token"]
+        .as_str()
+        .expect("token")
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_cancelled_seat_is_offered_held_and_claimed_as_a_seat() {
+    let c = clinic().await;
+    let (admin, class, seat) = full_class(&c.app).await;
+    let first = join_class(&c.app, &class, "first@example.com").await;
+    join_class(&c.app, &class, "second@example.com").await;
+    let cancelled = c
+        .app
+        .post_as(
+            &admin,
+            &format!("/api/v1/staff/seats/{seat}/cancel"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+    assert_eq!(c.step(Utc::now()).await.offers, 0, "grace period");
+    assert_eq!(c.step(after_grace()).await.offers, 1);
+    assert_eq!(c.entry_status(&first).await, "offered");
+    assert_eq!(seats_held(&c.app, &class).await, 1);
+    // Held: nobody else can take it.
+    crate::classes::book_seat(&c.app, &class, "quick@example.com")
+        .await
+        .assert_problem(409, "class_full");
+    let token = c.offer_token("first@example.com").await;
+    let offer = c.app.get(&format!("/api/v1/waitlist/offers/{token}")).await;
+    assert_eq!(
+        offer.body["offer"]["class"]["id"],
+        class.as_str(),
+        "{}",
+        offer.body
+    );
+    assert!(offer.body["offer"]["slot"].is_null());
+    let claimed = c
+        .app
+        .post(&format!("/api/v1/waitlist/offers/{token}/claim"), json!({}))
+        .await;
+    assert_eq!(claimed.status, 201, "{}", claimed.body);
+    assert_eq!(claimed.body["seat"]["class"]["id"], class.as_str());
+    assert_eq!(claimed.body["seat"]["status"], "confirmed");
+    assert!(claimed.body.get("booking").is_none());
+    let manage = claimed.body["manage_token"].as_str().expect("token");
+    let managed = c.app.get(&format!("/api/v1/manage/{manage}")).await;
+    assert_eq!(managed.body["seat"]["class"]["id"], class.as_str());
+    assert_eq!(c.entry_status(&first).await, "claimed");
+    assert_eq!(seats_held(&c.app, &class).await, 0);
+    crate::classes::assert_capacity_held(&c.app).await;
+}
+
+#[tokio::test]
+async fn raising_a_class_capacity_offers_the_new_place_and_cancelling_the_class_ends_the_list() {
+    let c = clinic().await;
+    let (admin, class, _) = full_class(&c.app).await;
+    let first = join_class(&c.app, &class, "first@example.com").await;
+    let second = join_class(&c.app, &class, "second@example.com").await;
+    let raised = c
+        .app
+        .patch_as(
+            &admin,
+            &format!("/api/v1/staff/classes/{class}"),
+            json!({ "capacity": 2 }),
+        )
+        .await;
+    assert_eq!(raised.status, 200, "{}", raised.body);
+    assert_eq!(c.step(after_grace()).await.offers, 1);
+    assert_eq!(c.entry_status(&first).await, "offered");
+    assert_eq!(c.entry_status(&second).await, "waiting");
+    let token = c.offer_token("first@example.com").await;
+    let cancelled = c
+        .app
+        .post_as(
+            &admin,
+            &format!("/api/v1/staff/classes/{class}/cancel"),
+            json!({ "reason": "Instructor ill" }),
+        )
+        .await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+    let shown = c.app.get(&format!("/api/v1/waitlist/offers/{token}")).await;
+    assert_eq!(shown.body["offer"]["status"], "withdrawn");
+    assert_eq!(c.entry_status(&first).await, "expired");
+    assert_eq!(c.entry_status(&second).await, "expired");
+    assert_eq!(seats_held(&c.app, &class).await, 0);
+}

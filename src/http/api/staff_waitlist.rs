@@ -6,7 +6,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
-use entity::{patient, waitlist_entry};
+use entity::{class_session, patient, waitlist_entry};
 use poem_openapi::{
     Object, OpenApi,
     param::{Path, Query},
@@ -106,7 +106,13 @@ impl StaffWaitlistApi {
             (Role::Practitioner, Some(me)) => {
                 let services =
                     store::waitlist::services_of_practitioner(&self.state.db, me).await?;
+                let sessions = sea_orm::sea_query::Query::select()
+                    .column(class_session::Column::Id)
+                    .from(class_session::Entity)
+                    .and_where(class_session::Column::PractitionerId.eq(me))
+                    .to_owned();
                 Ok(Condition::any()
+                    .add(waitlist_entry::Column::ClassSessionId.in_subquery(sessions))
                     .add(waitlist_entry::Column::PractitionerId.eq(me))
                     .add(
                         Condition::all()

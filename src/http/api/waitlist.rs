@@ -24,7 +24,7 @@ use crate::{
     state::AppState,
     store,
     waitlist::{
-        self, JoinRequest, JoinWant, WaitlistError,
+        self, ClaimedPlace, JoinRequest, JoinWant, WaitlistError,
         offers::{self, OfferDetails},
     },
 };
@@ -32,6 +32,7 @@ use crate::{
 use super::{
     ApiTags,
     bookings::{Booking, ConsentInput, NamedRef, PatientInput, booking_object, booking_problem},
+    classes::{Seat, SeatClass, class_problem, seat_object},
 };
 
 pub struct WaitlistApi {
@@ -133,6 +134,9 @@ pub struct WaitlistOffer {
     /// The one-to-one slot held; null for a class place.
     #[oai(nullable)]
     pub slot: Option<OfferedSlot>,
+    /// The class a place is held in; null for a one-to-one slot.
+    #[oai(nullable)]
+    pub class: Option<SeatClass>,
 }
 
 #[derive(Debug, Object)]
@@ -140,11 +144,16 @@ pub struct OfferEnvelope {
     pub offer: WaitlistOffer,
 }
 
-/// A claimed offer: the booking made, with its manage link (shown only here and in emails).
+/// A claimed offer: the booking or seat made (exactly one of the two), with its manage link
+/// (shown only here and in emails).
 #[derive(Debug, Object)]
 pub struct OfferClaimed {
-    /// The one-to-one booking made.
-    pub booking: Booking,
+    /// The one-to-one booking made; absent for a class place.
+    #[oai(skip_serializing_if_is_none)]
+    pub booking: Option<Booking>,
+    /// The class seat made; absent for a one-to-one slot.
+    #[oai(skip_serializing_if_is_none)]
+    pub seat: Option<Seat>,
     pub manage_token: String,
     pub manage_url: String,
 }
@@ -226,10 +235,29 @@ fn offer_object(d: &OfferDetails, tz: chrono_tz::Tz, now: DateTime<Utc>) -> Wait
         }),
         _ => None,
     };
+    let class = d.class.as_ref().map(|c| SeatClass {
+        id: c.session.id,
+        service: NamedRef {
+            id: c.service.id,
+            name: c.service.name.clone(),
+        },
+        practitioner: NamedRef {
+            id: c.practitioner.id,
+            name: c.practitioner.name.clone(),
+        },
+        start: utc(c.session.starts_at),
+        end: utc(c.session.ends_at),
+        local_start: c
+            .session
+            .starts_at
+            .with_timezone(&tz)
+            .to_rfc3339_opts(SecondsFormat::Secs, false),
+    });
     WaitlistOffer {
         status: status.to_string(),
         expires_at: utc(o.expires_at),
         slot,
+        class,
     }
 }
 
@@ -244,6 +272,7 @@ fn waitlist_problem(err: WaitlistError, clinic_phone: &str, what: &str) -> ApiEr
             "This offer is no longer open: it was claimed, declined or withdrawn, or its time ran out.",
         ),
         WaitlistError::Booking(e) => booking_problem(e, clinic_phone),
+        WaitlistError::Class(e) => class_problem(e, clinic_phone),
         WaitlistError::Database(e) => ApiError::from(e),
     }
 }
@@ -377,9 +406,9 @@ impl WaitlistApi {
         }))
     }
 
-    /// Takes the held place: books it by the same rules and guarantee as any booking (without
-    /// the minimum notice: the clinic made the offer). 409 `offer_closed` when the offer is
-    /// no longer open.
+    /// Takes the held place: books it by the same rules and guarantee as any booking or seat
+    /// (without the minimum notice: the clinic made the offer), answering with the `booking`
+    /// or the `seat`. 409 `offer_closed` when the offer is no longer open.
     #[oai(path = "/waitlist/offers/:offer_token/claim", method = "post")]
     async fn claim(
         &self,
@@ -390,10 +419,23 @@ impl WaitlistApi {
         let claimed = waitlist::claim(&self.state, &offer_token)
             .await
             .map_err(|e| waitlist_problem(e, self.phone(), "offer"))?;
-        let token = claimed.booked.manage_token.clone();
+        let tz = self.state.tz;
+        let (booking, seat, token) = match &claimed.placed {
+            ClaimedPlace::Booking(b) => (
+                Some(booking_object(&b.details, tz)),
+                None,
+                b.manage_token.clone(),
+            ),
+            ClaimedPlace::Seat(s) => (
+                None,
+                Some(seat_object(&s.details, tz)),
+                s.manage_token.clone(),
+            ),
+        };
         Ok(OfferClaimedResponse::Created(
             Json(OfferClaimed {
-                booking: booking_object(&claimed.booked.details, self.state.tz),
+                booking,
+                seat,
                 manage_url: format!("{}/manage/{token}", self.public_url()),
                 manage_token: token.clone(),
             }),
