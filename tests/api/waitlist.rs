@@ -804,3 +804,61 @@ async fn raising_a_class_capacity_offers_the_new_place_and_cancelling_the_class_
     assert_eq!(c.entry_status(&second).await, "expired");
     assert_eq!(seats_held(&c.app, &class).await, 0);
 }
+
+#[tokio::test]
+async fn a_moved_booking_frees_its_old_time_for_the_waitlist() {
+    let c = clinic().await;
+    c.join("first@example.com").await;
+    let start: DateTime<Utc> = c.start.parse().expect("start");
+    let moved = c
+        .app
+        .post_as(
+            &c.admin,
+            &format!("/api/v1/staff/bookings/{}/reschedule", c.booking),
+            json!({ "start": start + Duration::days(1) }),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    assert_eq!(c.step(after_grace()).await.offers, 1);
+    let token = c.offer_token("first@example.com").await;
+    let offer = c.app.get(&format!("/api/v1/waitlist/offers/{token}")).await;
+    assert_eq!(offer.body["offer"]["slot"]["start"], c.start.as_str());
+}
+
+#[tokio::test]
+async fn removed_time_off_frees_its_time_for_the_waitlist() {
+    let c = clinic().await;
+    // The waiting patient wants 10:00 the day after the booking; the practitioner is away.
+    let day = c.day.succ_opt().expect("next day");
+    let start: DateTime<Utc> = c.start.parse::<DateTime<Utc>>().expect("start") + Duration::days(1);
+    let away = c
+        .app
+        .post_as(
+            &c.admin,
+            &format!("/api/v1/staff/practitioners/{}/time-off", c.practitioner),
+            json!({ "starts_at": start - Duration::hours(2), "ends_at": start + Duration::hours(4),
+                    "reason": "Course" }),
+        )
+        .await;
+    assert_eq!(away.status, 201, "{}", away.body);
+    let mut body = join_body(&c, "first@example.com");
+    body["from"] = json!(day.to_string());
+    body["to"] = json!(day.to_string());
+    let joined = c.app.post("/api/v1/waitlist", body).await;
+    assert_eq!(joined.status, 201, "{}", joined.body);
+    let id = away.body["id"].as_str().expect("id");
+    let removed = c
+        .app
+        .delete_as(&c.admin, &format!("/api/v1/staff/time-off/{id}"))
+        .await;
+    assert_eq!(removed.status, 204, "{}", removed.body);
+    assert_eq!(c.step(after_grace()).await.offers, 1);
+    let token = c.offer_token("first@example.com").await;
+    let offer = c.app.get(&format!("/api/v1/waitlist/offers/{token}")).await;
+    assert_eq!(
+        offer.body["offer"]["slot"]["start"]
+            .as_str()
+            .and_then(|s| s.parse::<DateTime<Utc>>().ok()),
+        Some(start)
+    );
+}
