@@ -389,18 +389,29 @@ pub async fn take_due_openings(
     Ok(rows)
 }
 
-/// Up to `limit` waiting entries whose last date was before `today` (YYYY-MM-DD): their
-/// window has passed. (An offered entry ends with its offer.)
+/// Up to `limit` waiting entries whose window has passed: a last date before `today`
+/// (YYYY-MM-DD), or a class session that has started by `now`. (An offered entry ends with
+/// its offer.)
 pub async fn entries_past(
     conn: &impl ConnectionTrait,
     today: &str,
+    now: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<Uuid>, DbErr> {
+    let started = Query::select()
+        .column(class_session::Column::Id)
+        .from(class_session::Entity)
+        .and_where(class_session::Column::StartsAt.lte(now))
+        .to_owned();
     waitlist_entry::Entity::find()
         .select_only()
         .column(waitlist_entry::Column::Id)
         .filter(waitlist_entry::Column::Status.eq(EntryStatus::Waiting.as_str()))
-        .filter(waitlist_entry::Column::ToDate.lt(today))
+        .filter(
+            Condition::any()
+                .add(waitlist_entry::Column::ToDate.lt(today))
+                .add(waitlist_entry::Column::ClassSessionId.in_subquery(started)),
+        )
         .limit(limit)
         .into_tuple()
         .all(conn)

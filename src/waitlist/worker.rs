@@ -24,7 +24,7 @@ use super::offers;
 pub struct Step {
     /// Offers whose hold ended (their places passed on).
     pub expired_offers: usize,
-    /// Entries whose dates passed.
+    /// Entries whose dates passed or whose class started.
     pub expired_entries: usize,
     /// Freed places looked at.
     pub openings: usize,
@@ -72,7 +72,7 @@ pub async fn run_once(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<St
     Ok(step)
 }
 
-/// Ends waiting entries whose last date has passed.
+/// Ends waiting entries whose last date has passed or whose class has started.
 async fn expire_entries(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<usize> {
     const BATCH: u64 = 100;
     let today = localtime::local_date(state.tz, now)
@@ -81,7 +81,7 @@ async fn expire_entries(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<
     let mut ended = 0;
     loop {
         let txn = state.writer.begin().await?;
-        let ids = store::waitlist::entries_past(&*txn, &today, BATCH).await?;
+        let ids = store::waitlist::entries_past(&*txn, &today, now, BATCH).await?;
         for id in &ids {
             if store::waitlist::set_entry_status(
                 &*txn,

@@ -862,3 +862,30 @@ async fn removed_time_off_frees_its_time_for_the_waitlist() {
         Some(start)
     );
 }
+
+#[tokio::test]
+async fn entries_expire_when_their_dates_or_their_class_have_passed() {
+    let c = clinic().await;
+    let slot_entry = c.join("dates@example.com").await;
+    let (_, class, _) = full_class(&c.app).await;
+    let class_entry = join_class(&c.app, &class, "class@example.com").await;
+    let starts: DateTime<Utc> = c
+        .app
+        .get(&format!("/api/v1/classes?from={0}&to={0}", c.day))
+        .await
+        .body["items"][0]["start"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("the class's start");
+    let step = c.step(starts - Duration::minutes(1)).await;
+    assert_eq!(step.expired_entries, 0, "{step:?}");
+    assert_eq!(
+        c.step(starts + Duration::minutes(1)).await.expired_entries,
+        1
+    );
+    assert_eq!(c.entry_status(&class_entry).await, "expired");
+    assert_eq!(c.entry_status(&slot_entry).await, "waiting");
+    let after = Utc::now() + Duration::days(7);
+    assert_eq!(c.step(after).await.expired_entries, 1);
+    assert_eq!(c.entry_status(&slot_entry).await, "expired");
+}
