@@ -144,3 +144,30 @@ fn loggable_path(path: &str) -> &str {
     }
     path
 }
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn paths_with_secret_tokens_are_logged_without_them() {
+        let token = "s3cr3tT0kenValue0123456789";
+        for path in [
+            format!("/api/v1/manage/{token}/cancel"),
+            format!("/api/v1/feeds/{token}.ics"),
+            format!("/api/v1/waitlist/{token}"),
+            format!("/api/v1/waitlist/{token}/leave"),
+            format!("/api/v1/waitlist/offers/{token}/claim"),
+            format!("/manage/{token}"),
+            format!("/waitlist/{token}"),
+            format!("/waitlist/offers/{token}"),
+        ] {
+            assert!(!loggable_path(&path).contains(token), "{path}");
+        }
+        assert_eq!(loggable_path("/api/v1/waitlist"), "/api/v1/waitlist");
+        assert_eq!(
+            loggable_path("/api/v1/staff/waitlist"),
+            "/api/v1/staff/waitlist"
+        );
+    }
+}
