@@ -138,3 +138,23 @@ fn loggable_path(path: &str) -> &str {
     }
     path
 }
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn secret_links_are_cut_from_logged_paths() {
+        for (path, logged) in [
+            ("/manage/s3cret", "/manage/"),
+            ("/api/v1/manage/s3cret/cancel", "/api/v1/manage/"),
+            ("/waitlist/s3cret", "/waitlist/"),
+            ("/waitlist/offers/s3cret", "/waitlist/"),
+            ("/api/v1/waitlist/offers/s3cret/claim", "/api/v1/waitlist/"),
+            ("/api/v1/feeds/s3cret.ics", "/api/v1/feeds/"),
+            ("/book", "/book"),
+        ] {
+            assert_eq!(loggable_path(path), logged, "{path}");
+        }
+    }
+}

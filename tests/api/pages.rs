@@ -184,6 +184,56 @@ async fn assets_are_versioned_cached_compressed_and_revalidated() {
     assert_eq!(fetch(&app, "/assets/x/nothing.js", &[]).await.status, 404);
 }
 
+/// The relative `./name.js` modules a script imports.
+fn imported_modules(js: &str) -> Vec<String> {
+    js.split("from './")
+        .skip(1)
+        .filter_map(|rest| rest.split('\'').next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn every_module_a_page_imports_is_served_under_the_same_version() {
+    let app = spawn_app().await;
+    let html = fetch(&app, "/book", &[]).await.text();
+    let book = asset_urls(&html)
+        .into_iter()
+        .find(|u| u.ends_with("/book.js"))
+        .expect("book.js");
+    let version = book.split('/').nth(2).expect("version").to_string();
+    // Walk the import graph from every page's script.
+    let mut pending: Vec<String> = [
+        "book.js",
+        "manage.js",
+        "contact.js",
+        "offer.js",
+        "waitlist.js",
+    ]
+    .map(str::to_string)
+    .to_vec();
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(name) = pending.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let page = fetch(&app, &format!("/assets/{version}/{name}"), &[]).await;
+        assert_eq!(page.status, 200, "{name}");
+        assert!(page.header("content-type").starts_with("text/javascript"));
+        pending.extend(imported_modules(&page.text()));
+    }
+    for shared in [
+        "common.js",
+        "patient.js",
+        "booked.js",
+        "timetable.js",
+        "join.js",
+        "slots.js",
+    ] {
+        assert!(seen.contains(shared), "{shared} is reached: {seen:?}");
+    }
+}
+
 #[tokio::test]
 async fn the_accent_colour_and_logo_come_from_branding() {
     let app = spawn_app_with(|s| {
