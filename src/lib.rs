@@ -13,6 +13,7 @@ pub mod accounts;
 pub mod auth;
 pub mod booking;
 pub mod cache;
+pub mod classes;
 pub mod cli;
 pub mod config;
 pub mod domain;

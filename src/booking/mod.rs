@@ -93,6 +93,9 @@ pub enum BookingError {
     NotOffered,
     #[error("the service is no longer offered")]
     ServiceUnavailable,
+    /// A group class: booked by seats in its sessions, never as an appointment.
+    #[error("the service is a class")]
+    ClassService,
     #[error("too many upcoming bookings")]
     LimitReached(u32),
     #[error("too late to change")]

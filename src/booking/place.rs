@@ -188,6 +188,9 @@ pub async fn write_online(
         .ok_or_else(|| {
             BookingError::Invalid(vec![FieldError::new("service_id", "no such service")])
         })?;
+    if service.capacity > 1 {
+        return Err(BookingError::ClassService);
+    }
     let candidates = placement::online_candidates(txn, service.id, new.practitioner_id).await?;
     let (practitioner_id, _) = placement::choose(
         txn,
@@ -299,6 +302,9 @@ pub async fn write_staff_booking(
                 "no such active service",
             )])
         })?;
+    if service.capacity > 1 {
+        return Err(BookingError::ClassService);
+    }
     placement::staff_candidate(txn, &service, request.practitioner_id).await?;
     let overrides = Overrides::staff(request.overrides.iter().copied());
     let (practitioner_id, allowed) = placement::choose(

@@ -3,6 +3,7 @@
 //! (`ical`), and delivered later by the worker (`worker`) through SMTP or files (`transport`).
 
 pub mod backoff;
+mod classes;
 mod compose;
 pub mod health;
 pub mod ical;
@@ -25,6 +26,7 @@ use uuid::Uuid;
 
 use crate::config::Settings;
 
+pub use classes::{SeatChange, SeatEmail, seat_changed};
 pub use compose::local_when;
 pub use health::{DeliveryHealth, FailureKind};
 pub use outbox::OutgoingEmail;
@@ -51,10 +53,18 @@ pub enum EmailKind {
     EnquiryReceived,
     /// To the enquirer: we have your enquiry.
     EnquiryAck,
+    /// To a patient: a class seat is booked, with a REQUEST invitation (one UID per seat).
+    SeatConfirmed,
+    /// To each seat holder: the class moved or changed instructor (REQUEST, higher SEQUENCE).
+    ClassChanged,
+    /// To each seat holder: the class is cancelled, with a CANCEL.
+    ClassCancelled,
+    /// To a patient: their class seat is cancelled, with a CANCEL.
+    SeatCancelled,
 }
 
 impl EmailKind {
-    pub const ALL: [EmailKind; 8] = [
+    pub const ALL: [EmailKind; 12] = [
         EmailKind::BookingConfirmed,
         EmailKind::BookingRescheduled,
         EmailKind::BookingCancelled,
@@ -63,6 +73,10 @@ impl EmailKind {
         EmailKind::Reminder,
         EmailKind::EnquiryReceived,
         EmailKind::EnquiryAck,
+        EmailKind::SeatConfirmed,
+        EmailKind::ClassChanged,
+        EmailKind::ClassCancelled,
+        EmailKind::SeatCancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +89,10 @@ impl EmailKind {
             EmailKind::Reminder => "reminder",
             EmailKind::EnquiryReceived => "enquiry_received",
             EmailKind::EnquiryAck => "enquiry_ack",
+            EmailKind::SeatConfirmed => "seat_confirmed",
+            EmailKind::ClassChanged => "class_changed",
+            EmailKind::ClassCancelled => "class_cancelled",
+            EmailKind::SeatCancelled => "seat_cancelled",
         }
     }
 

@@ -52,18 +52,21 @@ pub async fn find_by_token_hash(
         .await
 }
 
-/// Confirmed bookings of a patient that start after `now`.
+/// Confirmed bookings and class seats of a patient that start after `now`: both count
+/// toward `booking.max_active_per_patient`.
 pub async fn count_upcoming_for_patient(
     conn: &impl ConnectionTrait,
     patient_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
-    appointment::Entity::find()
+    let appointments = appointment::Entity::find()
         .filter(appointment::Column::PatientId.eq(patient_id))
         .filter(appointment::Column::Status.eq(BookingStatus::Confirmed.as_str()))
         .filter(appointment::Column::StartsAt.gt(now))
         .count(conn)
-        .await
+        .await?;
+    let seats = super::classes::count_upcoming_seats(conn, patient_id, now).await?;
+    Ok(appointments + seats)
 }
 
 /// Appends to a booking's history.

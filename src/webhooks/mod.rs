@@ -141,3 +141,30 @@ pub async fn emit_enquiry(
     });
     emit(conn, now, EventType::EnquiryReceived, data).await
 }
+
+/// `emit` of a seat event (`class_seat.booked`, `class_seat.cancelled`): the seat's id, its
+/// class, reference and status.
+pub async fn emit_seat(
+    conn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    event: EventType,
+    seat: &entity::class_seat::Model,
+) -> Result<u64, DbErr> {
+    let data = serde_json::json!({
+        "seat_id": seat.id,
+        "class_id": seat.class_session_id,
+        "reference": seat.reference,
+        "status": seat.status,
+    });
+    emit(conn, now, event, data).await
+}
+
+/// `emit` of `class.cancelled`: the class's id and status.
+pub async fn emit_class_cancelled(
+    conn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    session: &entity::class_session::Model,
+) -> Result<u64, DbErr> {
+    let data = serde_json::json!({ "class_id": session.id, "status": session.status });
+    emit(conn, now, EventType::ClassCancelled, data).await
+}

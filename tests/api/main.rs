@@ -9,6 +9,8 @@ mod availability;
 mod bookings;
 mod calendar;
 mod catalogue;
+mod class_changes;
+mod classes;
 mod configuration;
 mod email;
 mod email_outage;
