@@ -48,8 +48,8 @@ function changeNote(item, clinicInfo) {
       phoneLink(clinicInfo.phone), '.');
   }
   if (item.kind === 'seat') {
-    return el('p', {}, `You can cancel your place online up to ${hours} hours before the class. To move to another session, cancel and book another session. After that, please call us on `,
-      phoneLink(clinicInfo.phone), '.');
+    return el('p', {}, `You can cancel your place online up to ${hours} hours before the class; after that, please call us on `,
+      phoneLink(clinicInfo.phone), '. To move to another session, cancel and book another session.');
   }
   return el('p', {}, `You can change or cancel online up to ${hours} hours before your appointment. After that, please call us on `,
     phoneLink(clinicInfo.phone), '.');

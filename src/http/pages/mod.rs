@@ -8,6 +8,7 @@
 mod assets;
 mod html;
 mod manage;
+mod seat;
 
 use std::sync::Arc;
 
