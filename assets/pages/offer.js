@@ -37,7 +37,8 @@ function render(offer, message) {
     const text = {
       claimed: ['You have claimed this place', 'It is booked for you. Your confirmation email has a link to see or cancel it.'],
       declined: ['You declined this place', 'We have offered it to the next person on the waitlist.'],
-      expired: ['This offer has ended', 'The place was held for you until a set time, which has passed, so it has gone to the next person or back on sale.'],
+      expired: ['This offer has ended', 'The time it was held for you has passed.'],
+      withdrawn: ['This offer has been withdrawn', 'The place is no longer available.'],
     }[offer.status] || ['This offer has ended', 'It can no longer be claimed.'];
     setTitle(text[0]);
     show(app, el('h1', {}, text[0]), live, summary(offer), el('p', {}, text[1]), offer.status === 'claimed' ? null : bookAgain);

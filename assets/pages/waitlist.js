@@ -1,10 +1,7 @@
 // The page behind a waitlist entry's link: what the patient is waiting for and where the entry
 // stands, and leaving the waitlist, through /api/v1/waitlist/{token}.
 
-import {
-  api, el, show, focusHeading, clinic, dayLabel, zoneName, notice, phoneLink,
-} from './common.js';
-import { placeRows } from './booked.js';
+import { api, el, show, focusHeading, clinic, notice, phoneLink } from './common.js';
 
 const token = decodeURIComponent(window.location.pathname.split('/').pop() || '');
 const base = `/api/v1/waitlist/${encodeURIComponent(token)}`;
@@ -20,22 +17,10 @@ const STATUS = {
   expired: ['This waitlist entry has ended', 'The dates it was for have passed.'],
 };
 
-/** What the entry waits for: a class session, or a service on some days. */
-function rows(entry) {
-  const tz = info.time_zone;
-  if (entry.class) {
-    return placeRows({ kind: 'seat', ...entry.class }, tz);
-  }
-  const out = [];
-  if (entry.service) out.push(el('div', {}, el('dt', {}, 'Appointment'), el('dd', {}, entry.service.name)));
-  out.push(el('div', {}, el('dt', {}, 'With'), el('dd', {}, entry.practitioner ? entry.practitioner.name : 'Anyone who offers it')));
-  if (entry.from) {
-    const days = entry.to && entry.to !== entry.from ? `${dayLabel(entry.from)} to ${dayLabel(entry.to)}` : dayLabel(entry.from);
-    const hours = entry.earliest ? `between ${entry.earliest} and ${entry.latest || 'the end of the day'}` : 'any time';
-    out.push(el('div', {}, el('dt', {}, 'When'), el('dd', {}, `${days}, ${hours} (${zoneName(tz)})`)));
-  }
-  return out;
-}
+// What the entry waits for, as the server rendered it (the entry answer names a class by id
+// only; the server has looked the class up).
+const summaryRows = [...(document.getElementById('summary')?.children || [])];
+const rows = () => summaryRows.map((row) => row.cloneNode(true));
 
 function render(entry, message) {
   const [heading, text] = STATUS[entry.status] || STATUS.expired;
@@ -44,7 +29,7 @@ function render(entry, message) {
   const active = entry.status === 'waiting' || entry.status === 'offered';
   show(app,
     el('h1', {}, heading), live,
-    el('dl', { class: 'summary', id: 'summary' }, rows(entry)),
+    el('dl', { class: 'summary', id: 'summary' }, rows()),
     el('p', {}, text),
     active
       ? el('div', { class: 'actions' }, el('button', { type: 'button', class: 'button button-secondary', id: 'leave-start', onclick: () => askLeave(entry) }, 'Leave the waitlist'))
@@ -70,7 +55,7 @@ function askLeave(entry) {
   });
   document.title = `Leave the waitlist? – ${info.name}`;
   show(app, el('h1', {}, 'Leave the waitlist?'), live,
-    el('dl', { class: 'summary' }, rows(entry)),
+    el('dl', { class: 'summary' }, rows()),
     el('p', {}, entry.status === 'offered'
       ? 'The place we are holding for you will go to the next person, and we will not offer you another.'
       : 'We will not offer you a place for this. You can join again later, at the back of the queue.'),
