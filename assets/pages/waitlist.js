@@ -1,7 +1,7 @@
 // The page behind a waitlist entry's link: what the patient is waiting for and where the entry
 // stands, and leaving the waitlist, through /api/v1/waitlist/{token}.
 
-import { api, el, show, focusHeading, clinic, notice, phoneLink } from './common.js';
+import { api, el, show, focusHeading, clinic, notice, phoneLink, whenText } from './common.js';
 
 const token = decodeURIComponent(window.location.pathname.split('/').pop() || '');
 const base = `/api/v1/waitlist/${encodeURIComponent(token)}`;
@@ -20,7 +20,14 @@ const STATUS = {
 // What the entry waits for, as the server rendered it (the entry answer names a class by id
 // only; the server has looked the class up).
 const summaryRows = [...(document.getElementById('summary')?.children || [])];
-const rows = () => summaryRows.map((row) => row.cloneNode(true));
+/** The summary rows, times in the clinic's zone by name and the patient's own when it differs. */
+function rows() {
+  return summaryRows.map((row) => {
+    const copy = row.cloneNode(true);
+    for (const dd of copy.querySelectorAll('dd[data-start]')) dd.textContent = whenText(dd.dataset.start, info.time_zone);
+    return copy;
+  });
+}
 
 function render(entry, message) {
   const [heading, text] = STATUS[entry.status] || STATUS.expired;

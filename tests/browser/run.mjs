@@ -74,6 +74,7 @@ Object.assign(env, {
   FRONTDESK__EMAIL__OUTBOX__POLL_INTERVAL_MS: '200',
   // A freed place is offered at once, not after the two minutes a real clinic waits.
   FRONTDESK__WAITLIST__GRACE_SECONDS: '0',
+  FRONTDESK__WAITLIST__POLL_INTERVAL_MS: '200',
   FRONTDESK__BOOTSTRAP__ADMIN_EMAIL: ADMIN.email,
   FRONTDESK__BOOTSTRAP__ADMIN_PASSWORD: ADMIN.password,
   FRONTDESK__LOG__LEVEL: 'warn',
