@@ -26,6 +26,7 @@ mod m20261202_000702_create_webhook_deliveries;
 mod m20261204_000101_add_service_capacity;
 mod m20261204_000102_create_classes;
 mod m20261204_000103_create_practitioner_holds;
+mod m20261204_000401_book_online_function;
 
 pub struct Migrator;
 
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000101_add_service_capacity::Migration),
             Box::new(m20261204_000102_create_classes::Migration),
             Box::new(m20261204_000103_create_practitioner_holds::Migration),
+            Box::new(m20261204_000401_book_online_function::Migration),
         ]
     }
 }

@@ -102,7 +102,7 @@ impl EmailKind {
 }
 
 /// What the emails about one booking need to say.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BookingEmail {
     pub appointment_id: Uuid,
     pub reference: String,
@@ -227,6 +227,18 @@ impl PreparedEmails {
     pub async fn write(self, conn: &impl ConnectionTrait) -> Result<(), DbErr> {
         outbox::void_reminders(conn, self.appointment_id).await?;
         outbox::enqueue_many(conn, &self.emails).await
+    }
+
+    /// What [`PreparedEmails::write`] runs for a booking created in the same transaction
+    /// (nothing to void): the one insert of its rows, for a caller that batches its writes.
+    pub fn insert_for_new_booking(&self) -> Option<sea_orm::sea_query::InsertStatement> {
+        outbox::pending_insert(&self.emails)
+    }
+
+    /// The rendered rows, for a caller that writes them itself (the single-statement booking
+    /// on PostgreSQL).
+    pub fn into_emails(self) -> Vec<OutgoingEmail> {
+        self.emails
     }
 }
 

@@ -79,6 +79,28 @@ pub async fn record_event(
     detail: serde_json::Value,
     at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
+    conn.execute(&event_insert(
+        appointment_id,
+        kind,
+        actor,
+        staff_id,
+        detail,
+        at,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The statement [`record_event`] runs, for a caller that batches its writes.
+pub fn event_insert(
+    appointment_id: Uuid,
+    kind: &str,
+    actor: &str,
+    staff_id: Option<Uuid>,
+    detail: serde_json::Value,
+    at: DateTime<Utc>,
+) -> sea_orm::sea_query::InsertStatement {
+    use sea_orm::QueryTrait;
     appointment_event::Entity::insert(appointment_event::ActiveModel {
         id: Set(Uuid::new_v4()),
         appointment_id: Set(appointment_id),
@@ -88,9 +110,7 @@ pub async fn record_event(
         staff_id: Set(staff_id),
         detail: Set(detail.to_string()),
     })
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
+    .into_query()
 }
 
 pub async fn events(

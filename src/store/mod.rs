@@ -4,6 +4,7 @@
 pub mod appointments;
 pub mod audit;
 pub mod availability;
+pub mod batch;
 pub mod bookings;
 pub mod busy;
 pub mod calendar;
@@ -11,6 +12,7 @@ pub mod catalogue;
 pub mod classes;
 pub mod enquiries;
 pub mod feeds;
+pub mod online_booking;
 pub mod patients;
 pub mod privacy;
 pub mod schedule;

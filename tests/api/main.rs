@@ -6,6 +6,7 @@ mod abuse;
 mod auth;
 mod authorization;
 mod availability;
+mod booking_ahead;
 mod bookings;
 mod calendar;
 mod catalogue;
