@@ -64,7 +64,6 @@ export async function classJourneys(t) {
     await page.locator('button.session-open').first().waitFor();
     await axe(page, 'booking, class timetable');
     await screenshot(page, 'class-timetable');
-    await docShot(page, 'classes');
     const session = page.locator('button.session-open').first();
     const classId = await session.getAttribute('data-class');
     const before = (await apiCall(`/api/v1/staff/classes/${classId}`, { token: adminToken })).body;
@@ -131,6 +130,7 @@ export async function classJourneys(t) {
     await card.getByRole('button', { name: /^Join the waitlist for \d\d:\d\d on / }).waitFor();
     await axe(page, 'booking, timetable with a full class');
     await screenshot(page, 'class-timetable-full');
+    await docShot(page, 'classes');
     await page.close();
   });
 
