@@ -73,6 +73,11 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         }
     }
 
+    /// Whether anything is ever kept (a zero TTL keeps nothing).
+    pub fn is_enabled(&self) -> bool {
+        !self.ttl.is_zero()
+    }
+
     pub fn get(&self, key: &K) -> Option<V> {
         let mut inner = self.inner.lock().ok()?;
         let entry = inner.entries.get(key)?;

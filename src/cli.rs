@@ -74,6 +74,7 @@ impl From<RoleArg> for Role {
 
 /// Parses arguments, loads settings and runs the command; errors become one line on stderr.
 pub fn main() -> ExitCode {
+    crate::alloc::configure();
     let cli = Cli::parse();
     let settings = match Settings::load(&cli.config_dir) {
         Ok(s) => s,

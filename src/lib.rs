@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod accounts;
+pub mod alloc;
 pub mod auth;
 pub mod booking;
 pub mod cache;

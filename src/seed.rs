@@ -115,7 +115,7 @@ const SERVICES: [DemoService; 8] = [
         slug: "back-care-circuit",
         name: "Back-care circuit class",
         description: "A supervised exercise circuit for people with back pain, led by a trainer with physiotherapy input.",
-        category: ServiceCategory::Other,
+        category: ServiceCategory::Physio,
         minutes: 45,
         before: 0,
         after: 15,

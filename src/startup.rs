@@ -76,6 +76,8 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(address = %self.addr, "listening");
+        // Start-up (migrations, the OpenAPI document, templates) freed more than it keeps.
+        crate::alloc::trim();
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
         let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
         let worker = self
@@ -135,6 +137,8 @@ async fn housekeeping(state: Arc<AppState>) {
             .login_throttle
             .forget_expired(std::time::Instant::now());
         state.slot_answers.evict_expired();
+        // What bursts of requests freed goes back to the system rather than staying resident.
+        crate::alloc::trim();
         // Hourly, and once right after start.
         if minutes.is_multiple_of(60)
             && let Err(e) = crate::privacy::retention::purge(&state, chrono::Utc::now()).await

@@ -15,7 +15,8 @@
 //! one-week one-practitioner slot search at 64 connections with the answer cache off;
 //! `/health/live` at 64; on PostgreSQL booking POST at 64 clients across two instances on one
 //! database, the bare insert under the same exclusion constraint, and the slot search. RSS is
-//! read from /proc: idle after start and the peak during each load.
+//! read from /proc: idle after start (with its anonymous part, the rest being the mapped binary
+//! and libraries) and the peak during each load.
 
 use std::{
     io::Write,
@@ -62,6 +63,8 @@ struct Figures {
     /// CPU time the servers spent per answered request (user + system), a figure that the
     /// other loads of a shared machine disturb far less than the rate.
     cpu_ms: f64,
+    /// Of the idle RSS, what is not the mapped binary and libraries (RssAnon).
+    anon_rss_mb: f64,
 }
 
 /// A server process on loopback.
@@ -141,11 +144,16 @@ fn cpu_ms(pid: u32) -> f64 {
 }
 
 fn rss_mb(pid: u32) -> f64 {
+    status_mb(pid, "VmRSS:")
+}
+
+/// One of the kB lines of `/proc/<pid>/status`, in MB.
+fn status_mb(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
@@ -318,6 +326,7 @@ where
         } else {
             0.0
         },
+        anon_rss_mb: 0.0,
     }
 }
 
@@ -447,6 +456,7 @@ async fn bare_sqlite(work: &Path) -> Figures {
         errors,
         peak_rss_mb: 0.0,
         cpu_ms: 0.0,
+        anon_rss_mb: 0.0,
     }
 }
 
@@ -509,6 +519,7 @@ async fn one_run(work: &Path, postgres: Option<&str>) -> Run {
         "idle RSS, SQLite".into(),
         Figures {
             peak_rss_mb: server.rss_mb(),
+            anon_rss_mb: status_mb(server.child.id(), "RssAnon:"),
             ..Default::default()
         },
     ));
@@ -553,6 +564,8 @@ async fn one_run(work: &Path, postgres: Option<&str>) -> Run {
             "idle RSS, PostgreSQL".into(),
             Figures {
                 peak_rss_mb: first.rss_mb().max(second.rss_mb()),
+                anon_rss_mb: status_mb(first.child.id(), "RssAnon:")
+                    .max(status_mb(second.child.id(), "RssAnon:")),
                 ..Default::default()
             },
         ));
@@ -612,8 +625,9 @@ fn table(all: &[Run], loads: &[String]) -> String {
         let figures = get(name);
         if name.starts_with("idle RSS") {
             s.push_str(&format!(
-                "| {name} | | | | | | {:.1} MB | |\n",
-                med(name, |f| f.peak_rss_mb)
+                "| {name} | | | | | | {:.1} MB ({:.1} MB anonymous) | |\n",
+                med(name, |f| f.peak_rss_mb),
+                med(name, |f| f.anon_rss_mb)
             ));
             continue;
         }

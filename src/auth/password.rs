@@ -2,9 +2,16 @@
 //! blocking thread so hashing never stalls the async runtime. Requests hash through a
 //! [`HashGate`], so a flood of logins cannot run more than a bounded number at once (each one
 //! needs 19 MiB of argon2 memory), and each of the gate's threads keeps one argon2 memory
-//! buffer that it reuses for every hash, so no request allocates (and frees) 19 MiB.
+//! buffer that it reuses while hashes keep coming and frees once it has been idle briefly, so
+//! a flood does not allocate (and free) 19 MiB per request and a quiet service keeps none.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use argon2::{
     Algorithm, Argon2, Block, Params, Version,
@@ -55,40 +62,83 @@ pub struct Busy;
 
 type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 
+/// How long a hashing thread keeps its buffer after its last hash. Under a login flood the
+/// next hash follows within microseconds, so the buffers stay and nothing is reallocated;
+/// after a sign-in or two the 19 MiB go back to the system instead of staying resident for
+/// the life of the process.
+pub const KEEP_IDLE: Duration = Duration::from_millis(250);
+
 /// At most `auth.max_concurrent_hashes` hashes or verifications at once, each on one of that
-/// many dedicated threads, each of which owns one [`Memory`] for the life of the process.
-/// Allocating argon2's 19 MiB per hash, as `Argon2::verify_password` does, made resident
-/// memory grow far past the hashes running at once: once glibc sees a freed mmapped block of
-/// that size it raises its mmap threshold, later 19 MiB blocks come from the malloc arenas,
-/// and freed ones stay resident there, fragmented (479–637 MB under a login flood with four
-/// hashes at a time). The permit moves into the job, so a client that hangs up does not free
-/// its slot before the hash is done.
+/// many dedicated threads, each of which owns one [`Memory`] while it is busy. Allocating
+/// argon2's 19 MiB per hash, as `Argon2::verify_password` does, made resident memory grow far
+/// past the hashes running at once: once glibc sees a freed mmapped block of that size it
+/// raises its mmap threshold, later 19 MiB blocks come from the malloc arenas, and freed ones
+/// stay resident there, fragmented (479–637 MB under a login flood with four hashes at a
+/// time). So a thread reuses its buffer while hashes keep coming and frees it only after
+/// [`KEEP_IDLE`] without one (the process pins the allocator's mmap threshold at start, see
+/// `crate::alloc`, so a freed buffer is unmapped). The permit moves into the job, so a client
+/// that hangs up does not free its slot before the hash is done.
 pub struct HashGate {
     permits: Arc<Semaphore>,
-    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
+    queue: Arc<JobQueue>,
+}
+
+/// Jobs waiting for a hashing thread; `closed` once the gate is dropped, so its threads end.
+#[derive(Default)]
+struct JobQueue {
+    jobs: std::sync::Mutex<(std::collections::VecDeque<Job>, bool)>,
+    ready: std::sync::Condvar,
+    /// Threads holding a buffer now.
+    held: Arc<AtomicUsize>,
+}
+
+impl JobQueue {
+    /// The next job, releasing `memory` once it has waited [`KEEP_IDLE`] without one; `None`
+    /// when the gate is gone.
+    fn next(&self, memory: &mut Memory) -> Option<Job> {
+        let mut guard = self.jobs.lock().ok()?;
+        loop {
+            let (jobs, closed) = &mut *guard;
+            if let Some(job) = jobs.pop_front() {
+                return Some(job);
+            }
+            if *closed {
+                return None;
+            }
+            guard = if memory.is_held() {
+                let (guard, waited) = self.ready.wait_timeout(guard, KEEP_IDLE).ok()?;
+                if waited.timed_out() && guard.0.is_empty() {
+                    memory.release();
+                }
+                guard
+            } else {
+                self.ready.wait(guard).ok()?
+            };
+        }
+    }
+
+    fn push(&self, job: Job) -> Option<()> {
+        self.jobs.lock().ok()?.0.push_back(job);
+        self.ready.notify_one();
+        Some(())
+    }
 }
 
 impl HashGate {
     pub fn new(max_concurrent: usize) -> Self {
         let threads = max_concurrent.max(1);
-        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
-        let queue = Arc::new(std::sync::Mutex::new(queue));
+        let queue = Arc::new(JobQueue::default());
         for i in 0..threads {
             let queue = queue.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("password-hash-{i}"))
                 .spawn(move || {
-                    let mut memory = Memory::default();
-                    loop {
-                        // The lock is held only while waiting for the next job.
-                        let job = match queue.lock() {
-                            Ok(q) => q.recv(),
-                            Err(_) => return,
-                        };
-                        match job {
-                            Ok(job) => job(&mut memory),
-                            Err(_) => return,
-                        }
+                    let mut memory = Memory {
+                        held: Some(queue.held.clone()),
+                        ..Memory::default()
+                    };
+                    while let Some(job) = queue.next(&mut memory) {
+                        job(&mut memory);
                     }
                 });
             if let Err(e) = spawned {
@@ -97,7 +147,7 @@ impl HashGate {
         }
         Self {
             permits: Arc::new(Semaphore::new(threads)),
-            jobs: std::sync::Mutex::new(jobs),
+            queue,
         }
     }
 
@@ -112,8 +162,13 @@ impl HashGate {
             let _permit = permit;
             let _ = done.send(work(memory));
         });
-        self.jobs.lock().ok()?.send(job).ok()?;
+        self.queue.push(job)?;
         result.await.ok()
+    }
+
+    /// How many of the gate's threads hold an argon2 buffer now.
+    pub fn buffers_held(&self) -> usize {
+        self.queue.held.load(Ordering::Relaxed)
     }
 
     /// A hashing slot, waiting at most [`PERMIT_WAIT`] for one.
@@ -142,15 +197,42 @@ impl HashGate {
     }
 }
 
+impl Drop for HashGate {
+    /// Lets the gate's threads finish the jobs queued and end.
+    fn drop(&mut self) {
+        if let Ok(mut jobs) = self.queue.jobs.lock() {
+            jobs.1 = true;
+        }
+        self.queue.ready.notify_all();
+    }
+}
+
 /// One argon2 memory buffer, allocated on first use with the default parameters' size (19 MiB)
-/// and reused for every hash after it. A stored hash with a larger memory cost gets a buffer of
-/// its own for that one verification, so the kept one never grows.
+/// and reused for every hash until [`Memory::release`]. A stored hash with a larger memory cost
+/// gets a buffer of its own for that one verification, so the kept one never grows.
 #[derive(Default)]
 pub struct Memory {
     blocks: Vec<Block>,
+    /// Counts this buffer while it is allocated (a gate's [`HashGate::buffers_held`]).
+    held: Option<Arc<AtomicUsize>>,
 }
 
 impl Memory {
+    /// Whether the buffer is allocated now.
+    pub fn is_held(&self) -> bool {
+        !self.blocks.is_empty()
+    }
+
+    /// Gives the buffer back; the next hash allocates it again.
+    pub fn release(&mut self) {
+        if self.is_held()
+            && let Some(held) = &self.held
+        {
+            held.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.blocks = Vec::new();
+    }
+
     fn with_blocks<T>(&mut self, params: &Params, f: impl FnOnce(&mut [Block]) -> T) -> T {
         let needed = params.block_count();
         let kept = Params::DEFAULT.block_count();
@@ -159,6 +241,11 @@ impl Memory {
             return f(&mut own);
         }
         if self.blocks.len() < kept {
+            if !self.is_held()
+                && let Some(held) = &self.held
+            {
+                held.fetch_add(1, Ordering::Relaxed);
+            }
             self.blocks = vec![Block::new(); kept];
         }
         f(&mut self.blocks[..needed])
@@ -370,6 +457,35 @@ mod tests {
                 .ok(),
             Some(true)
         );
+    }
+
+    /// A thread keeps its buffer between hashes that follow closely and gives it back once
+    /// it has been idle for `KEEP_IDLE`, so a quiet service holds no argon2 memory.
+    #[tokio::test]
+    async fn the_buffer_is_kept_while_hashes_follow_and_freed_when_idle() {
+        let gate = HashGate::new(1);
+        assert_eq!(gate.buffers_held(), 0);
+        for _ in 0..3 {
+            assert_eq!(
+                gate.verify(SecretString::from("whatever"), DUMMY_HASH.into())
+                    .await
+                    .ok(),
+                Some(false)
+            );
+            assert_eq!(gate.buffers_held(), 1);
+        }
+        let deadline = std::time::Instant::now() + KEEP_IDLE * 20;
+        while gate.buffers_held() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(KEEP_IDLE / 5).await;
+        }
+        assert_eq!(gate.buffers_held(), 0);
+        // And it comes back for the next hash.
+        assert!(
+            gate.hash(SecretString::from("another password"))
+                .await
+                .is_ok()
+        );
+        assert_eq!(gate.buffers_held(), 1);
     }
 
     #[test]

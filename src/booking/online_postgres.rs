@@ -90,8 +90,16 @@ pub(super) async fn book_once(
         };
         let rows = online_booking::OnlineRows {
             now,
-            idempotency: idempotency
-                .map(|i| (i.key.as_str(), i.request_hash.as_str(), (i.render)(&booked))),
+            idempotency: idempotency.map(|i| {
+                let (status, body, location) = (i.render)(&booked);
+                online_booking::IdempotencyRow {
+                    key: &i.key,
+                    request_hash: &i.request_hash,
+                    status,
+                    body,
+                    location,
+                }
+            }),
             new_patient_id,
             email: new.patient.email.as_str(),
             name: new.patient.name.as_str(),

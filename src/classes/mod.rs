@@ -2,8 +2,10 @@
 //! appointments, and seats that patients or staff book in them. Every write runs in one
 //! transaction through the single writer (`state.writer`), as bookings do. One job per file:
 //!
-//! - `sessions`: staff create, move, resize and cancel sessions; series are created and ended.
-//! - `seats`: online and staff seat bookings, cancellations and attendance.
+//! - `sessions`: staff create sessions, one-off or as a weekly series.
+//! - `changes`: staff move, resize and cancel sessions, and end series.
+//! - `seats`: online and staff seat bookings (and a claimed offer's seat).
+//! - `seat_changes`: seat cancellations and attendance.
 //!
 //! Two guarantees are the database's, not this code's: a session's places (the guarded
 //! UPDATE in `store::classes::take_seat` and the table's CHECK), and the instructor's time
@@ -11,6 +13,8 @@
 //! SQLite's trigger refusing an overlap). The checks here only turn the common cases into
 //! clear answers before the database has to refuse.
 
+mod changes;
+mod seat_changes;
 mod seats;
 mod sessions;
 
@@ -26,14 +30,15 @@ use crate::{
     store,
 };
 
+pub use changes::{
+    SeriesEnded, SessionChange, cancel_session, end_series, update_session, write_cancel,
+};
+pub use seat_changes::{cancel_seat, record_seat_attendance};
 pub use seats::{
-    NewSeat, SeatBooked, SeatIdempotency, StaffSeat, book_seat, book_seat_by_staff, cancel_seat,
-    find_seat_by_token, record_seat_attendance, seat_details,
+    NewSeat, Place, SeatBooked, SeatIdempotency, StaffSeat, book_seat, book_seat_by_staff,
+    find_seat_by_token, seat_details, write_seat,
 };
-pub use sessions::{
-    NewSeries, NewSession, SeriesCreated, SeriesEnded, SessionChange, cancel_session,
-    create_series, create_session, end_series, update_session,
-};
+pub use sessions::{NewSeries, NewSession, SeriesCreated, create_series, create_session};
 
 /// Why a class operation was refused.
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,6 @@
-//! Seats: booked online (by the class service's notice and horizon, within the booking limit)
-//! or by staff, cancelled by the patient through the manage link (within the cancel notice)
-//! or by staff, and marked attended or no-show. A seat only ever changes itself and its
-//! session's count: never the class or another seat.
+//! New seats: booked online (by the class service's notice and horizon, within the booking
+//! limit) or by staff, or claimed from a waitlist offer's held place. A seat only ever
+//! changes itself and its session's count: never the class or another seat.
 
 use chrono::{DateTime, Utc};
 use entity::{class_seat, patient};
@@ -10,11 +9,11 @@ use uuid::Uuid;
 
 use crate::{
     auth::token,
-    booking::{Actor, ManageToken, StoredResponse},
+    booking::{ManageToken, StoredResponse},
     domain::{
         booking::{self as booking_rules, PatientDetails},
         classes::{SeatRefusal, SeatStatus, SessionStatus, seat_refusal},
-        policy::{self, PatientChange},
+        policy,
         text::{EmailAddress, PersonName, PhoneNumber},
     },
     email::{self, SeatChange},
@@ -94,15 +93,27 @@ pub async fn find_seat_by_token(
     seat_details(&state.db, seat).await.map(Some)
 }
 
-/// Takes a place for `patient` in the session and inserts the seat: refused when the patient
-/// already holds one there, or when no place is free (the guarded UPDATE decides).
+/// Where a new seat's place comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// A free place (online and staff bookings).
+    Free,
+    /// A place held for a waitlist offer that is being claimed.
+    Held,
+}
+
+/// Takes a place for `patient` in the session and inserts the seat (`source`: online, staff
+/// or waitlist): refused when the patient already holds one there, or when no place is free
+/// (or held, for `Place::Held`) — a guarded UPDATE decides. Pass the caller's write
+/// transaction; the seat's emails and events are the caller's.
 #[allow(clippy::too_many_arguments)]
-async fn write_seat(
+pub async fn write_seat(
     txn: &DatabaseTransaction,
     class: &SessionDetails,
     patient: &patient::Model,
     notes: String,
     source: &str,
+    place: Place,
     token: &ManageToken,
     now: DateTime<Utc>,
 ) -> Result<class_seat::Model, ClassError> {
@@ -113,7 +124,11 @@ async fn write_seat(
     {
         return Err(ClassError::AlreadyBooked);
     }
-    if !store::classes::take_seat(txn, session_id, now).await? {
+    let taken = match place {
+        Place::Free => store::classes::take_seat(txn, session_id, now).await?,
+        Place::Held => store::classes::take_held_seat(txn, session_id, now).await?,
+    };
+    if !taken {
         let status = store::classes::find_session(txn, session_id)
             .await?
             .map(|s| s.status);
@@ -209,6 +224,7 @@ pub async fn book_seat(
         &patient,
         new.notes.clone(),
         "online",
+        Place::Free,
         &token,
         now,
     )
@@ -297,6 +313,7 @@ pub async fn book_seat_by_staff(
         &patient,
         request.notes.clone(),
         "staff",
+        Place::Free,
         &token,
         now,
     )
@@ -331,108 +348,4 @@ pub async fn book_seat_by_staff(
         details,
         manage_token: token.plain,
     })
-}
-
-/// Cancels a seat and frees exactly its place. Patients must be within the class service's
-/// cancel notice; staff may cancel any time. Cancelling a cancelled seat changes nothing.
-pub async fn cancel_seat(
-    state: &AppState,
-    seat_id: Uuid,
-    actor: Actor,
-    reason: Option<String>,
-) -> Result<SeatDetails, ClassError> {
-    let now = Utc::now();
-    let txn = state.writer.begin().await?;
-    let seat = store::classes::find_seat_for_update(&*txn, seat_id)
-        .await?
-        .ok_or(ClassError::NotFound("seat"))?;
-    if seat.status == SeatStatus::Cancelled.as_str() {
-        let details = seat_details(&*txn, seat).await?;
-        txn.commit().await?;
-        return Ok(details);
-    }
-    if seat.status != SeatStatus::Confirmed.as_str() {
-        return Err(ClassError::NotChangeable(
-            SeatStatus::parse(&seat.status).map_or("closed", |s| s.as_str()),
-        ));
-    }
-    let details = seat_details(&*txn, seat).await?;
-    if let Actor::Patient = actor {
-        let hours = policy::notice_hours(
-            &details.class.service,
-            &state.settings.policy,
-            PatientChange::Cancel,
-        );
-        if now > booking_rules::change_deadline(details.class.session.starts_at, hours) {
-            return Err(ClassError::TooLate);
-        }
-    }
-    let mut next = details.seat.clone();
-    next.status = SeatStatus::Cancelled.as_str().to_string();
-    next.cancel_reason = reason;
-    next.updated_at = now;
-    let seat = store::classes::update_seat(&*txn, next).await?;
-    store::classes::release_seat(&*txn, seat.class_session_id, now).await?;
-    webhooks::emit_seat(&*txn, now, EventType::ClassSeatCancelled, &seat).await?;
-    if let Actor::Staff(staff_id) = actor {
-        audit(
-            &*txn,
-            staff_id,
-            "cancel",
-            "class_seat",
-            seat.id,
-            serde_json::json!({ "class_id": seat.class_session_id }),
-        )
-        .await?;
-    }
-    let details = seat_details(&*txn, seat).await?;
-    let view = seat_email(
-        &state.settings,
-        &details.seat,
-        &details.class,
-        &details.patient,
-        None,
-    );
-    email::seat_changed(
-        &*txn,
-        &state.settings,
-        state.tz,
-        SeatChange::SeatCancelled(&view),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(details)
-}
-
-/// Records whether a seat holder came (`attended` or `no_show`); a cancelled seat refuses.
-pub async fn record_seat_attendance(
-    state: &AppState,
-    seat_id: Uuid,
-    status: SeatStatus,
-    staff_id: Uuid,
-) -> Result<SeatDetails, ClassError> {
-    let now = Utc::now();
-    let txn = state.writer.begin().await?;
-    let seat = store::classes::find_seat_for_update(&*txn, seat_id)
-        .await?
-        .ok_or(ClassError::NotFound("seat"))?;
-    if seat.status == SeatStatus::Cancelled.as_str() {
-        return Err(ClassError::NotChangeable("cancelled"));
-    }
-    let mut next = seat;
-    next.status = status.as_str().to_string();
-    next.updated_at = now;
-    let seat = store::classes::update_seat(&*txn, next).await?;
-    audit(
-        &*txn,
-        staff_id,
-        "attendance",
-        "class_seat",
-        seat.id,
-        serde_json::json!({ "status": seat.status }),
-    )
-    .await?;
-    let details = seat_details(&*txn, seat).await?;
-    txn.commit().await?;
-    Ok(details)
 }

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod client;
 pub mod cors;
+pub mod docs;
 pub mod headers;
 pub mod middleware;
 pub mod pages;
@@ -35,9 +36,12 @@ pub fn openapi(state: &Arc<AppState>) -> OpenApiService<api::Apis, ()> {
 /// The whole application as one endpoint.
 pub fn app(state: Arc<AppState>) -> impl Endpoint {
     let service = openapi(&state);
-    let docs = service.swagger_ui();
+    // The policy of the page as first built; `docs::Docs` sets the one of each page it serves.
     let docs_csp: Arc<str> = headers::docs_csp(&service.swagger_ui_html()).into();
     let spec = service.spec();
+    let docs = docs::Docs {
+        state: state.clone(),
+    };
     let route = Route::new()
         .nest("/", service)
         .nest("/docs", docs)

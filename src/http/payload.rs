@@ -28,7 +28,8 @@ impl<T: Serialize> SerdeJson<T> {
 }
 
 impl<T> SerdeJson<T> {
-    /// Bytes that an earlier `new` of the same `T` produced.
+    /// Bytes that `new` of the same `T` produced, or that are exactly what it would produce
+    /// (`api::slot_json` writes an availability answer directly, tested against serde).
     pub fn from_bytes(body: Bytes) -> Self {
         Self {
             body,

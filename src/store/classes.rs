@@ -148,6 +148,27 @@ pub async fn take_seat(
     Ok(result.rows_affected == 1)
 }
 
+/// Turns a place held by a waitlist offer into a taken one (the offer was claimed): one
+/// guarded statement, like `take_seat`. `false` when no place was held or the session is
+/// not scheduled.
+pub async fn take_held_seat(
+    conn: &impl ConnectionTrait,
+    session_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    use class_session::Column as C;
+    let result = class_session::Entity::update_many()
+        .col_expr(C::SeatsTaken, Expr::col(C::SeatsTaken).add(1))
+        .col_expr(C::SeatsHeld, Expr::col(C::SeatsHeld).sub(1))
+        .col_expr(C::UpdatedAt, Expr::value(now))
+        .filter(C::Id.eq(session_id))
+        .filter(C::Status.eq(SessionStatus::Scheduled.as_str()))
+        .filter(C::SeatsHeld.gt(0))
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
 /// Gives one place back (a seat was cancelled).
 pub async fn release_seat(
     conn: &impl ConnectionTrait,
@@ -322,4 +343,27 @@ fn upcoming_sessions(now: DateTime<Utc>) -> SelectStatement {
         .filter(S::StartsAt.gt(now))
         .filter(S::Status.eq(SessionStatus::Scheduled.as_str()))
         .into_query()
+}
+
+/// Scheduled sessions whose time `[start, end)` overlaps [from, until), of one instructor or
+/// of everyone, soonest first.
+pub async fn scheduled_between(
+    conn: &impl ConnectionTrait,
+    practitioner_id: Option<Uuid>,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<class_session::Model>, DbErr> {
+    use class_session::Column as C;
+    let mut query = class_session::Entity::find()
+        .filter(C::Status.eq(SessionStatus::Scheduled.as_str()))
+        .filter(C::StartsAt.lt(until))
+        .filter(C::EndsAt.gt(from));
+    if let Some(id) = practitioner_id {
+        query = query.filter(C::PractitionerId.eq(id));
+    }
+    query
+        .order_by_asc(C::StartsAt)
+        .order_by_asc(C::Id)
+        .all(conn)
+        .await
 }

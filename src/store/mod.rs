@@ -30,8 +30,12 @@ use sea_orm::{
 
 use crate::config::DatabaseSettings;
 
+/// SQLite's `cache_size` for every connection: negative is KiB.
+const SQLITE_CACHE_SIZE: &str = "-1024";
+
 /// Opens the pool. SQLite gets WAL, `synchronous=FULL` (a confirmed booking survives a power
-/// cut), foreign keys and a busy timeout; its parent folder is created on first run.
+/// cut), foreign keys, a busy timeout and a 1 MiB page cache; its parent folder is created on
+/// first run.
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
     let url = settings.url.as_str();
     let is_sqlite = url.starts_with("sqlite:");
@@ -46,6 +50,10 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
         .max_connections(max)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(10))
+        // A connection in steady use is handed out as it is: pinging it on every checkout
+        // (SQLx's default) cost a round trip per request. One idle long enough to have been
+        // dropped by the server or a firewall is still checked first.
+        .test_before_acquire_if_idle_for(Duration::from_secs(30))
         .sqlx_logging(false);
     if is_sqlite {
         options.map_sqlx_sqlite_opts(|opts| {
@@ -53,6 +61,10 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
+                // 1 MiB of page cache per connection rather than SQLite's 2 MiB: with every
+                // pooled connection full that was a quarter of the resident memory under load,
+                // and pages it no longer holds are a read from the OS's file cache away.
+                .pragma("cache_size", SQLITE_CACHE_SIZE)
         });
     }
     Database::connect(options).await

@@ -13,8 +13,7 @@ use crate::email::OutgoingEmail;
 /// What the statement writes; everything was decided and rendered before it.
 pub struct OnlineRows<'a> {
     pub now: DateTime<Utc>,
-    /// The key, the request's hash and the response to replay: (status, body, Location).
-    pub idempotency: Option<(&'a str, &'a str, (u16, String, Option<String>))>,
+    pub idempotency: Option<IdempotencyRow<'a>>,
     /// The id a new patient record gets (an existing record keeps its own).
     pub new_patient_id: Uuid,
     pub email: &'a str,
@@ -30,6 +29,15 @@ pub struct OnlineRows<'a> {
     pub emails: &'a [OutgoingEmail],
 }
 
+/// An idempotency key with the response it replays.
+pub struct IdempotencyRow<'a> {
+    pub key: &'a str,
+    pub request_hash: &'a str,
+    pub status: u16,
+    pub body: String,
+    pub location: Option<String>,
+}
+
 /// Writes the booking; returns the patient record it is for. A taken slot fails with the
 /// exclusion constraint's error ([`super::is_overlap_violation`]), a reused idempotency key
 /// with a unique violation, a reached limit with [`is_limit_reached`], a taken reference
@@ -39,18 +47,16 @@ pub async fn insert(
     rows: &OnlineRows<'_>,
 ) -> Result<patient::Model, DbErr> {
     let a = rows.appointment;
-    let (key, hash, (status, body, location)) = match &rows.idempotency {
-        Some((key, hash, (status, body, location))) => (
-            Some(key.to_string()),
-            Some(hash.to_string()),
-            (
-                Some(i32::from(*status)),
-                Some(body.clone()),
-                location.clone(),
-            ),
-        ),
-        None => (None, None, (None, None, None)),
-    };
+    let idem = rows.idempotency.as_ref();
+    let (key, hash) = (
+        idem.map(|i| i.key.to_string()),
+        idem.map(|i| i.request_hash.to_string()),
+    );
+    let (status, body, location) = (
+        idem.map(|i| i32::from(i.status)),
+        idem.map(|i| i.body.clone()),
+        idem.and_then(|i| i.location.clone()),
+    );
     let (event_type, webhook_id, payload) = rows.webhook;
     let values: Vec<Value> = vec![
         rows.now.into(),

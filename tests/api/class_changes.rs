@@ -510,3 +510,50 @@ async fn the_demo_clinic_has_a_weekly_class_timetable() {
     // Sessions never clash with the instructors' one-to-one hours.
     crate::classes::assert_no_overlapping_holds(&app).await;
 }
+
+#[tokio::test]
+async fn time_off_over_a_class_is_a_conflict_and_cancelling_it_emails_every_seat() {
+    let app = spawn_app().await;
+    let (admin, instructor, _, class) = one_class(&app).await;
+    for i in 0..2 {
+        let r = book_seat(&app, &class, &format!("off{i}@example.com")).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let d = in_days(5);
+    let period =
+        json!({ "starts_at": format!("{d}T12:00:00Z"), "ends_at": format!("{d}T23:00:00Z") });
+    let path = format!("/api/v1/staff/practitioners/{instructor}/time-off");
+    let refused = app.post_as(&admin, &path, period.clone()).await;
+    refused.assert_problem(409, "conflicts_with_bookings");
+    assert_eq!(refused.body["conflicts"][0]["class_id"], class.as_str());
+    assert_eq!(refused.body["conflicts"][0]["seats_taken"], 2);
+    let mut cancel = period.clone();
+    cancel["on_conflict"] = json!("cancel");
+    let created = app.post_as(&admin, &path, cancel).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["cancelled"], json!([class]));
+    let view = roster(&app, &admin, &class).await;
+    assert_eq!(view["status"], "cancelled");
+    assert_eq!(emails(&app, "class_cancelled").await.len(), 2);
+    // A closure over a kept class: `keep` leaves it scheduled.
+    let other = class_at(
+        &app,
+        &admin,
+        view["service"]["id"].as_str().expect("service"),
+        &instructor,
+        8,
+        None,
+    )
+    .await;
+    let d = in_days(8);
+    let closure = app
+        .post_as(
+            &admin,
+            "/api/v1/staff/closures",
+            json!({ "starts_at": format!("{d}T00:00:00Z"), "ends_at": format!("{d}T23:59:00Z"),
+                    "on_conflict": "keep" }),
+        )
+        .await;
+    assert_eq!(closure.status, 201, "{}", closure.body);
+    assert_eq!(roster(&app, &admin, &other).await["status"], "scheduled");
+}

@@ -590,3 +590,82 @@ async fn seat_posts_are_rate_limited_per_client_like_bookings() {
     limited.assert_problem(429, "rate_limited");
     assert!(limited.header("retry-after").is_some());
 }
+
+#[tokio::test]
+async fn the_database_itself_refuses_an_overfull_class_and_an_instructor_in_two_places() {
+    use sea_orm::{ActiveModelTrait, IntoActiveModel, sea_query::Expr};
+    let app = spawn_app().await;
+    let (admin, instructor, one_to_one) = clinic_with_one_practitioner(&app).await;
+    let service = class_service(&app, &admin, &instructor, 10).await;
+    let class = class_at(&app, &admin, &service, &instructor, 5, Some(2)).await;
+    let class_id = uuid::Uuid::parse_str(&class).expect("uuid");
+    // More seats than places, written straight to the table: the CHECK refuses it.
+    let overfull = class_session::Entity::update_many()
+        .col_expr(class_session::Column::SeatsTaken, Expr::value(3))
+        .filter(class_session::Column::Id.eq(class_id))
+        .exec(&app.db)
+        .await;
+    assert!(overfull.is_err(), "{overfull:?}");
+    // An appointment over the class, inserted without the application's checks: the holds
+    // refuse it (a trigger on SQLite, the exclusion constraint on PostgreSQL).
+    let d = in_days(7);
+    let free = starts(&slots(&app, &format!("service_id={one_to_one}&from={d}&to={d}")).await);
+    let booked = app
+        .post(
+            "/api/v1/bookings",
+            json!({ "service_id": one_to_one, "start": free[0],
+                    "patient": { "name": "Jo Bloggs", "email": "jo@example.com" },
+                    "consent": { "privacy": true } }),
+        )
+        .await;
+    assert_eq!(booked.status, 201, "{}", booked.body);
+    let session = class_session::Entity::find_by_id(class_id)
+        .one(&app.db)
+        .await
+        .expect("read")
+        .expect("session");
+    let appointment = entity::appointment::Entity::find()
+        .one(&app.db)
+        .await
+        .expect("read")
+        .expect("appointment");
+    let mut copy = appointment.clone();
+    copy.id = uuid::Uuid::new_v4();
+    copy.reference = "ZZZZ9999".into();
+    copy.manage_token_hash = None;
+    copy.starts_at = session.starts_at;
+    copy.ends_at = session.ends_at;
+    copy.blocked_from = session.blocked_from;
+    copy.blocked_until = session.blocked_until;
+    let retry = copy.clone();
+    let inserted = entity::appointment::Entity::insert(copy.into_active_model())
+        .exec_without_returning(&app.db)
+        .await;
+    assert!(inserted.is_err(), "an appointment over a class was stored");
+    // Moving the class onto the appointment, straight in the table: refused as well.
+    let mut moved = session.clone().into_active_model();
+    moved.starts_at = sea_orm::Set(appointment.starts_at);
+    moved.ends_at = sea_orm::Set(appointment.ends_at);
+    moved.blocked_from = sea_orm::Set(appointment.blocked_from);
+    moved.blocked_until = sea_orm::Set(appointment.blocked_until);
+    assert!(
+        moved.update(&app.db).await.is_err(),
+        "a class moved onto an appointment"
+    );
+    // Cancelling the class frees its hold (the trigger follows the status): the same
+    // appointment now goes in.
+    let reply = app
+        .post_as(
+            &admin,
+            &format!("/api/v1/staff/classes/{class}/cancel"),
+            json!({ "reason": "Moved to the hall" }),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    entity::appointment::Entity::insert(retry.into_active_model())
+        .exec_without_returning(&app.db)
+        .await
+        .expect("the time is free once the class is cancelled");
+    assert_no_overlapping_holds(&app).await;
+    assert_capacity_held(&app).await;
+}

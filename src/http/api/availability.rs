@@ -21,7 +21,7 @@ use crate::{
     store::{self, availability::StaticInputs},
 };
 
-use super::ApiTags;
+use super::{ApiTags, slot_json};
 
 /// Longest range one availability query may span, in days (inclusive).
 pub const MAX_RANGE_DAYS: i64 = 31;
@@ -200,21 +200,30 @@ impl AvailabilityApi {
             )
             .into());
         }
-        let key = format!("{}|{:?}|{from}|{to}", service_id.0, practitioner_id.0);
-        if let Some(body) = self.state.slot_answers.get(&key) {
+        // With the answer cache off (`answer_cache_ms = 0`) there is no key to build.
+        let key = self
+            .state
+            .slot_answers
+            .is_enabled()
+            .then(|| format!("{}|{:?}|{from}|{to}", service_id.0, practitioner_id.0));
+        if let Some(key) = &key
+            && let Some(body) = self.state.slot_answers.get(key)
+        {
             return Ok(SerdeJson::from_bytes(body));
         }
         let now = Utc::now();
         let (inputs, ids) = self.targets(service_id.0, practitioner_id.0, now).await?;
         let slots = self.search(&inputs, &ids, from, to, now).await?;
-        let tz = self.state.tz;
-        let answer = SerdeJson::new(&Availability {
-            service_id: inputs.service.id,
-            time_zone: self.state.settings.clinic.time_zone.clone(),
-            slots: slots.iter().map(|s| slot_object(s, tz)).collect(),
-        })
-        .map_err(ApiError::internal)?;
-        self.state.slot_answers.insert(key, answer.bytes());
+        let body = slot_json::availability(
+            inputs.service.id,
+            &self.state.settings.clinic.time_zone,
+            self.state.tz,
+            &slots,
+        );
+        let answer = SerdeJson::<Availability>::from_bytes(body.into());
+        if let Some(key) = key {
+            self.state.slot_answers.insert(key, answer.bytes());
+        }
         Ok(answer)
     }
 

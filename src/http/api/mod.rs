@@ -10,6 +10,7 @@ pub mod clinic;
 pub mod enquiries;
 pub mod feeds;
 pub mod ops;
+pub mod slot_json;
 pub mod staff_bookings;
 pub mod staff_calendar;
 pub mod staff_classes;

@@ -217,10 +217,18 @@ impl StaffClassesApi {
     async fn staff_class(&self, d: SessionDetails) -> ApiResult<StaffClass> {
         let tz = self.state.tz;
         let seats = store::classes::seats_of(&self.state.db, d.session.id).await?;
+        let ids: Vec<Uuid> = seats.iter().map(|s| s.patient_id).collect();
+        let patients: std::collections::HashMap<Uuid, entity::patient::Model> =
+            store::patients::find_many(&self.state.db, &ids)
+                .await?
+                .into_iter()
+                .map(|p| (p.id, p))
+                .collect();
         let mut objects = Vec::with_capacity(seats.len());
         for seat in seats {
-            let patient = store::patients::find(&self.state.db, seat.patient_id)
-                .await?
+            let patient = patients
+                .get(&seat.patient_id)
+                .cloned()
                 .ok_or_else(|| ApiError::internal("a seat's patient is missing"))?;
             objects.push(seat_object(
                 &SeatDetails {
