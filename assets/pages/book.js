@@ -1,11 +1,17 @@
-// The booking page: service → practitioner or first available → day → time → details →
-// confirmation, one question per step, through the public API only.
+// The booking page, one question per step, through the public API only. A one-to-one service:
+// practitioner or first available → day → time → details → confirmation; a day without times
+// offers its waitlist. A class: the timetable → details → confirmation; a full class offers
+// its waitlist.
 
 import {
   api, el, show, focusHeading, clinic, price, whenText, showErrors, clearErrors, page,
-  postToParent, calendarLink, phoneLink,
+  postToParent, dayLabel, zoneName,
 } from './common.js';
 import { slotPicker } from './slots.js';
+import { classTimetable } from './timetable.js';
+import { chooseWindow, showJoined } from './join.js';
+import { detailsForm, readDetails, detailErrors, patientBody, fieldErrors } from './patient.js';
+import { showConfirmation } from './booked.js';
 
 const app = document.getElementById('app');
 
@@ -23,11 +29,16 @@ const state = {
   practitioners: [],
   service: null,
   practitioner: null, // null = first available
-  slot: null,
+  // What is being booked: {kind: 'slot', slot} | {kind: 'class', session} and, for the
+  // waitlist, {kind: 'wait-class', session} | {kind: 'wait-day', day, earliest, latest}.
+  choice: null,
   details: {},
   attempt: null, // {key, body} of the last submission, so a retry of the same body books once
-  picker: null,
+  picker: null, // the slot picker or the timetable, to refresh after a place was taken
 };
+
+/** A service with more than one place is a class, booked by seats from its timetable. */
+const isClass = (service) => (service.capacity ?? 1) > 1;
 
 const TOTAL_STEPS = 5;
 const caption = (n) => `Step ${n} of ${TOTAL_STEPS}`;
@@ -64,8 +75,9 @@ function chooseService(message) {
     if (!list.length) continue;
     fieldset.append(el('h2', { class: 'group-heading' }, CATEGORIES[category] || CATEGORIES.other));
     for (const s of list) {
+      const size = isClass(s) ? ` · group class, up to ${s.capacity} people` : '';
       const r = radio('service', s.slug, s.name,
-        `${s.duration_minutes} minutes · ${price(s.price_pence)}. ${s.description}`,
+        `${s.duration_minutes} minutes · ${price(s.price_pence)}${size}. ${s.description}`,
         state.service?.id === s.id);
       firstId = firstId || r.querySelector('input').id;
       fieldset.append(r);
@@ -81,8 +93,9 @@ function chooseService(message) {
     }
     state.service = state.services.find((s) => s.slug === chosen.value);
     state.practitioner = null;
-    state.slot = null;
-    choosePractitioner();
+    state.choice = null;
+    if (isClass(state.service)) chooseClass();
+    else choosePractitioner();
   });
   show(app, el('p', { class: 'caption' }, caption(1)), el('h1', {}, 'Choose a service'),
     message ? el('p', { class: 'notice notice-error', role: 'alert' }, message) : null, errorBox, form);
@@ -116,7 +129,7 @@ function choosePractitioner() {
     e.preventDefault();
     const chosen = form.querySelector('input[name=practitioner]:checked');
     state.practitioner = chosen && chosen.value !== 'any' ? team.find((p) => p.slug === chosen.value) : null;
-    state.slot = null;
+    state.choice = null;
     chooseTime();
   });
   show(app, el('p', { class: 'caption' }, `${caption(2)} · ${state.service.name}`),
@@ -140,180 +153,208 @@ function chooseTime(message) {
     message,
     onBack: () => (offering(state.service).length > 1 ? choosePractitioner() : chooseService()),
     onPick: (slot) => {
-      state.slot = slot;
+      state.choice = { kind: 'slot', slot };
+      details();
+    },
+    onEmptyDay: (day) => waitForDay(day),
+  });
+}
+
+// ---- The class timetable (services with more than one place), and its waitlist.
+
+function chooseClass(message) {
+  setTitle('Choose a class');
+  state.picker = classTimetable({
+    root: app,
+    tz: state.clinic.time_zone,
+    serviceId: state.service.id,
+    practitionerId: state.practitioner?.id || null,
+    maxAdvanceDays: state.clinic.policy.max_advance_days,
+    minNoticeMinutes: state.clinic.policy.min_notice_minutes,
+    caption: `Step 2 of 3 · ${state.service.name}`,
+    message,
+    onBack: () => chooseService(),
+    onPick: (session) => {
+      state.choice = { kind: 'class', session };
+      details();
+    },
+    onWaitlist: (session) => {
+      state.choice = { kind: 'wait-class', session };
       details();
     },
   });
 }
 
-// ---- Step 5: the patient's details and consent.
-
-function field(id, labelText, input, hint) {
-  const hintId = hint ? `${id}-hint` : null;
-  if (hintId) input.setAttribute('aria-describedby', hintId);
-  return el('div', { class: 'field', id: `field-${id}` },
-    el('label', { for: id }, labelText), hint ? el('p', { class: 'hint', id: hintId }, hint) : null, input);
+/** A one-to-one day without free times: when could the patient come, then their details. */
+function waitForDay(day) {
+  const who = state.practitioner ? `with ${state.practitioner.name}` : 'with anyone';
+  const earlier = state.choice?.kind === 'wait-day' && state.choice.day === day ? state.choice : {};
+  chooseWindow({
+    root: app,
+    day,
+    tz: state.clinic.time_zone,
+    caption: `Waitlist · ${state.service.name}, ${who}`,
+    what: `${state.service.name} ${who}`,
+    initial: earlier,
+    onBack: () => chooseTime(),
+    onContinue: ({ earliest, latest }) => {
+      state.choice = { kind: 'wait-day', day, earliest, latest };
+      details();
+    },
+  });
 }
 
-function checkbox(id, labelText, checked) {
-  return el('div', { class: 'field', id: `field-${id}` }, el('div', { class: 'checkbox' },
-    el('input', { type: 'checkbox', id, name: id, checked }), el('label', { for: id }, labelText)));
+// ---- The patient's details and consent.
+
+const waiting = () => state.choice.kind.startsWith('wait-');
+
+/** Back to the step the choice was made on. */
+function backToChoice() {
+  const c = state.choice;
+  if (c.kind === 'wait-day') waitForDay(c.day);
+  else if (c.kind === 'slot') chooseTime();
+  else chooseClass();
 }
 
-/** Where the API's field names live in the form. */
-const FIELD_IDS = {
-  'patient.name': 'name', 'patient.email': 'email', 'patient.phone': 'phone',
-  notes: 'notes', 'consent.privacy': 'privacy',
-};
+function chosenSummary(form) {
+  const tz = state.clinic.time_zone;
+  const c = state.choice;
+  const change = (label) => el('button', {
+    type: 'button', class: 'link-button', onclick: () => { state.details = readDetails(form); backToChoice(); },
+  }, label);
+  if (c.kind === 'slot') {
+    return el('div', { class: 'chosen' },
+      el('p', {}, el('strong', {}, state.service.name), ` with ${state.practitioner ? state.practitioner.name : 'the first available practitioner'}`),
+      el('p', {}, whenText(c.slot.start, tz)), change('Change the time'));
+  }
+  if (c.kind === 'wait-day') {
+    const when = c.earliest ? `between ${c.earliest} and ${c.latest}` : 'any time';
+    return el('div', { class: 'chosen' },
+      el('p', {}, 'Waitlist for ', el('strong', {}, state.service.name), ` with ${state.practitioner ? state.practitioner.name : 'anyone who offers it'}`),
+      el('p', {}, `${dayLabel(c.day)}, ${when} (${zoneName(tz)})`), change('Change'));
+  }
+  return el('div', { class: 'chosen' },
+    el('p', {}, c.kind === 'wait-class' ? 'Waitlist for ' : null, el('strong', {}, c.session.service.name), ` with ${c.session.practitioner.name}`),
+    el('p', {}, whenText(c.session.start, tz)),
+    c.kind === 'wait-class' ? el('p', {}, 'This class is full. If a place frees up, we will email you and hold it for you for a short while.') : null,
+    change('Choose another class'));
+}
 
 function details() {
-  setTitle('Your details');
-  const tz = state.clinic.time_zone;
-  const d = state.details;
+  const wait = waiting();
+  const title = wait ? 'Join the waitlist: your details' : 'Your details';
+  setTitle(title);
   const errorBox = el('div');
-  const form = el('form', { novalidate: true, id: 'details-form' },
-    field('name', 'Full name', el('input', { id: 'name', name: 'name', type: 'text', autocomplete: 'name', value: d.name || '', maxlength: 200 })),
-    field('email', 'Email address', el('input', { id: 'email', name: 'email', type: 'email', autocomplete: 'email', spellcheck: 'false', value: d.email || '', maxlength: 254 }),
-      'We will send your confirmation and a link to change or cancel here.'),
-    field('phone', 'Phone number (optional)', el('input', { id: 'phone', name: 'phone', type: 'tel', autocomplete: 'tel', value: d.phone || '', maxlength: 32 }),
-      'So we can reach you if something changes on the day.'),
-    field('notes', 'Anything we should know? (optional)', el('textarea', { id: 'notes', name: 'notes', rows: 4, maxlength: 2000 }, d.notes || ''),
-      'For example the injury or what you would like to work on.'),
-    checkbox('privacy', `I agree that ${state.clinic.name} may keep my details to manage this booking`, d.privacy),
-    checkbox('marketing', 'Send me occasional news and offers (optional)', d.marketing),
-    el('button', { type: 'submit', class: 'button', id: 'book-button' }, 'Confirm booking'));
-  const summary = el('div', { class: 'chosen' },
-    el('p', {}, el('strong', {}, state.service.name), ` with ${state.practitioner ? state.practitioner.name : 'the first available practitioner'}`),
-    el('p', {}, whenText(state.slot.start, tz)),
-    el('button', { type: 'button', class: 'link-button', onclick: () => { keep(form); chooseTime(); } }, 'Change the time'));
+  const form = detailsForm({
+    details: state.details,
+    clinicName: state.clinic.name,
+    purpose: wait ? 'my place on the waitlist' : 'this booking',
+    emailHint: wait
+      ? 'If a place frees up, we will email you here with a link to claim it.'
+      : 'We will send your confirmation and a link to change or cancel here.',
+    notes: !wait,
+    submitLabel: wait ? 'Join the waitlist' : 'Confirm booking',
+  });
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     submit(form, errorBox);
   });
-  show(app, el('p', { class: 'caption' }, caption(4)), el('h1', {}, 'Your details'), summary, errorBox, form,
-    el('button', { type: 'button', class: 'link-button back', onclick: () => { keep(form); chooseTime(); } }, 'Back'));
+  const step = state.choice.kind === 'slot' ? caption(4) : state.choice.kind === 'class' ? 'Step 3 of 3' : null;
+  show(app, step ? el('p', { class: 'caption' }, step) : null, el('h1', {}, wait ? 'Join the waitlist' : 'Your details'),
+    chosenSummary(form), errorBox, form,
+    el('button', { type: 'button', class: 'link-button back', onclick: () => { state.details = readDetails(form); backToChoice(); } }, 'Back'));
   focusHeading(app);
 }
 
-function keep(form) {
-  const v = (id) => form.querySelector(`#${id}`);
-  state.details = {
-    name: v('name').value, email: v('email').value, phone: v('phone').value,
-    notes: v('notes').value, privacy: v('privacy').checked, marketing: v('marketing').checked,
-  };
-}
-
-function localErrors(d) {
-  const errors = [];
-  if (!d.name.trim()) errors.push({ id: 'name', message: 'Enter your full name' });
-  if (!d.email.trim()) errors.push({ id: 'email', message: 'Enter your email address' });
-  else if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(d.email.trim())) {
-    errors.push({ id: 'email', message: 'Enter an email address in the correct format, like name@example.com' });
+/** The request the current choice makes. */
+function request(d) {
+  const c = state.choice;
+  if (c.kind === 'slot') {
+    const body = { service_id: state.service.id, start: c.slot.start, ...patientBody(d) };
+    if (state.practitioner) body.practitioner_id = state.practitioner.id;
+    return { path: '/api/v1/bookings', body, idempotent: true };
   }
-  if (!d.privacy) errors.push({ id: 'privacy', message: 'Tick the box to agree that we may keep your details' });
-  return errors;
+  if (c.kind === 'class') {
+    return { path: `/api/v1/classes/${encodeURIComponent(c.session.id)}/seats`, body: patientBody(d), idempotent: true };
+  }
+  if (c.kind === 'wait-class') {
+    return { path: '/api/v1/waitlist', body: { class_id: c.session.id, ...patientBody(d, { notes: false }) } };
+  }
+  const body = { service_id: state.service.id, from: c.day, to: c.day, ...patientBody(d, { notes: false }) };
+  if (state.practitioner) body.practitioner_id = state.practitioner.id;
+  if (c.earliest) Object.assign(body, { earliest: c.earliest, latest: c.latest });
+  return { path: '/api/v1/waitlist', body };
 }
 
 let submitting = false;
 
 async function submit(form, errorBox) {
   if (submitting) return; // a second click while the first is on its way books nothing more
-  keep(form);
-  const d = state.details;
-  const errors = localErrors(d);
+  state.details = readDetails(form);
+  const errors = detailErrors(state.details);
   if (errors.length) {
     showErrors(errorBox, form, errors);
     return;
   }
   clearErrors(errorBox, form);
-  const body = {
-    service_id: state.service.id,
-    start: state.slot.start,
-    patient: { name: d.name.trim(), email: d.email.trim(), ...(d.phone.trim() ? { phone: d.phone.trim() } : {}) },
-    ...(d.notes.trim() ? { notes: d.notes.trim() } : {}),
-    consent: { privacy: true, marketing: Boolean(d.marketing) },
-  };
-  if (state.practitioner) body.practitioner_id = state.practitioner.id;
-  const text = JSON.stringify(body);
+  const { path, body, idempotent } = request(state.details);
+  const text = `${path} ${JSON.stringify(body)}`;
   // One key per booking attempt: the same attempt sent again (a retry after a lost answer)
   // replays the first answer instead of booking twice.
   if (!state.attempt || state.attempt.body !== text) {
     state.attempt = { key: crypto.randomUUID(), body: text };
   }
   const button = form.querySelector('#book-button');
+  const label = button.textContent;
   submitting = true;
   button.disabled = true;
-  button.textContent = 'Booking…';
-  const resp = await api('/api/v1/bookings', { method: 'POST', body, headers: { 'Idempotency-Key': state.attempt.key } });
+  button.textContent = waiting() ? 'Joining…' : 'Booking…';
+  const headers = idempotent ? { 'Idempotency-Key': state.attempt.key } : {};
+  const resp = await api(path, { method: 'POST', body, headers });
   submitting = false;
   button.disabled = false;
-  button.textContent = 'Confirm booking';
+  button.textContent = label;
   const code = resp.body?.code;
+  const kind = state.choice.kind;
   if (resp.status === 201) {
     state.attempt = null;
-    confirmation(resp.body);
-  } else if (resp.status === 409 || code === 'outside_availability') {
-    state.slot = null;
+    if (waiting()) {
+      showJoined(app, {
+        clinic: state.clinic, choice: state.choice, service: state.service, practitioner: state.practitioner,
+        email: state.details.email.trim(), manageUrl: resp.body.manage_url, embedded: page.embedded,
+      });
+    }
+    else confirmation(resp.body);
+  } else if (kind === 'class' && code === 'already_booked') {
+    showErrors(errorBox, form, [{ id: null, message: 'You already have a place in this class. Your confirmation email has a link to see or cancel it.' }]);
+  } else if (kind === 'class' && (code === 'class_full' || code === 'outside_availability')) {
+    state.attempt = null;
+    state.picker.refresh(code === 'class_full'
+      ? 'Sorry, that class has just filled up. You can join its waitlist, or choose another class.'
+      : 'Sorry, that class can no longer be booked online. Please choose another class.');
+  } else if (kind === 'slot' && (resp.status === 409 || code === 'outside_availability')) {
     state.attempt = null;
     // Back to the same day's times, fetched again, with the reason said plainly.
     state.picker.refresh('Sorry, that time has just been taken by someone else. Please choose another time – these are the times still free.');
   } else if (code === 'validation_failed') {
-    const list = (resp.body.errors || []).map((err) => ({
-      id: FIELD_IDS[err.field] || null,
-      message: `${labelFor(err.field)} ${err.message}`,
-    }));
-    showErrors(errorBox, form, list.length ? list : [{ id: null, message: resp.body.detail }]);
+    showErrors(errorBox, form, fieldErrors(resp.body));
   } else if (resp.status === 429) {
     showErrors(errorBox, form, [{ id: null, message: 'Too many attempts in a short time. Please wait a minute and try again.' }]);
   } else if (resp.status === 0) {
-    showErrors(errorBox, form, [{ id: null, message: 'We could not reach the clinic. Check your connection and press Confirm booking again – you will not be booked twice.' }]);
+    showErrors(errorBox, form, [{ id: null, message: `We could not reach the clinic. Check your connection and press ${label} again – you will not be booked twice.` }]);
   } else {
     showErrors(errorBox, form, [{ id: null, message: resp.body?.detail || 'Something went wrong. Please try again, or call the clinic.' }]);
   }
 }
 
-function labelFor(fieldName) {
-  return {
-    'patient.name': 'Your name', 'patient.email': 'Your email address', 'patient.phone': 'Your phone number',
-    notes: 'Your notes', 'consent.privacy': 'Your agreement',
-  }[fieldName] || 'This';
-}
-
-// ---- The confirmation.
-
-/** When the patient can still change the booking online, said up front. */
-function changeNote(b) {
-  const hours = state.clinic.policy.cancel_notice_hours;
-  const soon = new Date(b.start).getTime() - Date.now() < hours * 3600 * 1000;
-  return soon
-    ? el('p', {}, `Your appointment is less than ${hours} hours away, so it can no longer be changed online. To change or cancel it, please call us on `,
-      phoneLink(state.clinic.phone), '.')
-    : el('p', {}, `You can change or cancel online up to ${hours} hours before your appointment. After that, please call us on `,
-      phoneLink(state.clinic.phone), '.');
-}
+// ---- The confirmations.
 
 function confirmation(created) {
-  setTitle('Booking confirmed');
-  const b = created.booking;
-  const tz = state.clinic.time_zone;
-  show(app,
-    el('div', { class: 'panel-confirmation' },
-      el('h1', {}, 'Booking confirmed'),
-      el('p', {}, 'Your reference is'),
-      el('p', { class: 'reference', id: 'reference' }, b.reference)),
-    el('dl', { class: 'summary' },
-      el('div', {}, el('dt', {}, 'Appointment'), el('dd', {}, b.service.name)),
-      el('div', {}, el('dt', {}, 'With'), el('dd', {}, b.practitioner.name)),
-      el('div', {}, el('dt', {}, 'When'), el('dd', {}, whenText(b.start, tz))),
-      el('div', {}, el('dt', {}, 'Where'), el('dd', {}, `${state.clinic.name}, ${state.clinic.address}`))),
-    el('h2', {}, 'What happens next'),
-    el('p', {}, `We have sent a confirmation to ${b.patient.email} with a calendar invitation and a link to change or cancel your booking.`),
-    changeNote(b),
-    el('p', { class: 'actions' }, calendarLink(b, state.clinic, created.manage_url),
-      el('a', { class: 'button button-secondary', href: created.manage_url, target: page.embedded ? '_blank' : null, rel: page.embedded ? 'noopener' : null }, 'View or change this booking')),
-    el('p', {}, el('a', { href: `/book${page.embedded ? '?embed=1' : ''}` }, 'Book another appointment')));
-  focusHeading(app);
-  postToParent({ type: 'frontdesk:booked', reference: b.reference });
+  const item = showConfirmation(app, created, state.clinic, {
+    embedded: page.embedded,
+    bookAgainHref: `/book${page.embedded ? '?embed=1' : ''}`,
+  });
+  postToParent({ type: 'frontdesk:booked', reference: item.reference });
 }
 
 // ---- Start: the catalogue, then the step a deep link points at.
@@ -338,15 +379,11 @@ async function start() {
       return;
     }
     state.service = s;
-    if (page.practitioner) {
-      const p = offering(s).find((x) => x.slug === page.practitioner);
-      if (p) {
-        state.practitioner = p;
-        chooseTime();
-        return;
-      }
-    }
-    choosePractitioner();
+    const p = page.practitioner ? offering(s).find((x) => x.slug === page.practitioner) : null;
+    if (p) state.practitioner = p;
+    if (isClass(s)) chooseClass();
+    else if (p) chooseTime();
+    else choosePractitioner();
     return;
   }
   chooseService();

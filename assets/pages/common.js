@@ -153,6 +153,15 @@ export function whenText(instant, tz) {
   return text;
 }
 
+/** The note above a list of times: the clinic's zone by name, and the patient's when it differs. */
+export function zoneNote(tz) {
+  const note = el('p', { class: 'hint' }, `Times are the clinic's local time: ${zoneName(tz)} (${tz}).`);
+  if (differentZone(tz)) {
+    note.append(` Your own time (${zoneName(ownZone)}) is shown beside each time.`);
+  }
+  return note;
+}
+
 /** "£70.00" from pence. */
 export function price(pence) {
   return new Intl.NumberFormat('en-GB', { style: 'currency', currency: 'GBP' }).format(pence / 100);
@@ -269,7 +278,7 @@ function icsInstant(iso) {
   return new Date(iso).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
 }
 
-/** A one-event VCALENDAR for a booking; the UID matches the emailed invitation's. */
+/** A one-event VCALENDAR for a booking or a class seat; the UID matches the emailed invitation's. */
 export function bookingIcs(booking, clinicInfo, manageUrl) {
   const lines = [
     'BEGIN:VCALENDAR',
@@ -299,7 +308,7 @@ export function calendarLink(booking, clinicInfo, manageUrl) {
   return el('a', {
     class: 'button button-secondary',
     href: URL.createObjectURL(blob),
-    download: `appointment-${booking.reference}.ics`,
+    download: `${booking.kind === 'seat' ? 'class' : 'appointment'}-${booking.reference}.ics`,
   }, 'Add to calendar (.ics)');
 }
 

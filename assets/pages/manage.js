@@ -1,12 +1,14 @@
-// The manage page: the server shows the booking and the deadlines; this adds cancelling (with
-// an optional reason) and moving to another time of the same service, through
-// /api/v1/manage/{token}.
+// The manage page: the server shows the booking or class seat and the deadlines; this adds
+// cancelling (with an optional reason) and, for an appointment, moving to another time of the
+// same service, through /api/v1/manage/{token}. A seat is not moved: the patient cancels and
+// books another session.
 
 import {
   api, el, show, focusHeading, clinic, whenText, longWhen, zoneName, showErrors, notice,
   phoneLink, calendarLink,
 } from './common.js';
 import { slotPicker } from './slots.js';
+import { itemOf, noun } from './booked.js';
 
 const token = decodeURIComponent(window.location.pathname.split('/').pop() || '');
 const base = `/api/v1/manage/${encodeURIComponent(token)}`;
@@ -17,11 +19,18 @@ const actions = document.getElementById('actions');
 const cancelStart = document.getElementById('cancel-start');
 const rescheduleStart = document.getElementById('reschedule-start');
 
+const STATUS = {
+  confirmed: 'Confirmed', cancelled: 'Cancelled', arrived: 'Arrived', completed: 'Completed',
+  attended: 'Attended', no_show: 'Missed',
+};
+
 let info = null;
-let managed = null;
+let managed = null; // the manage answer: {booking | seat, can_cancel, can_reschedule?, cancel_deadline}
+let item = null; // its booking or seat, in one shape (booked.js)
 
 function renderSummary(booking) {
   const tz = info.time_zone;
+  item = booking;
   document.getElementById('summary-reference').textContent = booking.reference;
   document.getElementById('summary-service').textContent = booking.service.name;
   document.getElementById('summary-practitioner').textContent = booking.practitioner.name;
@@ -29,13 +38,15 @@ function renderSummary(booking) {
   const cancelled = booking.status === 'cancelled';
   const status = document.getElementById('summary-status');
   status.replaceChildren(el('span', { class: cancelled ? 'tag tag-cancelled' : 'tag' },
-    cancelled ? 'Cancelled' : booking.status === 'confirmed' ? 'Confirmed' : booking.status));
-  if (cancelled) document.getElementById('heading').textContent = 'Your cancelled booking';
+    STATUS[booking.status] || booking.status));
+  if (cancelled) {
+    document.getElementById('heading').textContent = booking.kind === 'seat' ? 'Your cancelled place' : 'Your cancelled booking';
+  }
 }
 
 function updateActions() {
   const canCancel = managed.can_cancel;
-  const canMove = managed.can_reschedule;
+  const canMove = Boolean(managed.can_reschedule) && item.kind !== 'seat';
   if (!actions) return;
   actions.hidden = !(canCancel || canMove);
   if (cancelStart) cancelStart.hidden = !canCancel;
@@ -49,7 +60,7 @@ function renderPolicy() {
   const deadline = `${longWhen(managed.cancel_deadline, tz)} (${zoneName(tz, managed.cancel_deadline)})`;
   if (managed.can_cancel && managed.can_reschedule) {
     policy.replaceChildren(el('p', {}, 'You can change the time or cancel online until ', el('strong', {}, deadline), '.'));
-  } else if (managed.booking.status === 'confirmed') {
+  } else if (item.status === 'confirmed') {
     policy.replaceChildren(
       el('p', {}, managed.can_cancel ? 'You can cancel online until ' : 'It is now too close to your appointment to change it online.',
         managed.can_cancel ? el('strong', {}, deadline) : ''),
@@ -59,7 +70,7 @@ function renderPolicy() {
 
 function tooLate(detail) {
   const policy = document.getElementById('policy');
-  policy.replaceChildren(el('p', { class: 'callout' }, detail || 'This booking can no longer be changed online. Please call us on ',
+  policy.replaceChildren(el('p', { class: 'callout' }, detail || `This ${item.kind === 'seat' ? 'place' : 'booking'} can no longer be changed online. Please call us on `,
     detail ? '' : phoneLink(info.phone)));
   managed.can_cancel = false;
   managed.can_reschedule = false;
@@ -71,15 +82,17 @@ function tooLate(detail) {
 function startCancel() {
   if (actions) actions.hidden = true;
   const errorBox = el('div');
+  const seat = item.kind === 'seat';
   const form = el('form', { novalidate: true },
-    el('h2', {}, 'Cancel this booking?'),
-    el('p', {}, `${managed.booking.service.name}, ${longWhen(managed.booking.start, info.time_zone)} (${zoneName(info.time_zone, managed.booking.start)}).`),
+    el('h2', {}, seat ? 'Cancel your place?' : 'Cancel this booking?'),
+    el('p', {}, `${item.service.name}, ${longWhen(item.start, info.time_zone)} (${zoneName(info.time_zone, item.start)}).`),
+    seat ? el('p', {}, 'Your place will be offered to someone on the waitlist. To come to another session, book it after cancelling.') : null,
     el('div', { class: 'field', id: 'field-reason' },
       el('label', { for: 'reason' }, 'Why are you cancelling? (optional)'),
       el('p', { class: 'hint', id: 'reason-hint' }, 'This helps us, but you do not have to say.'),
       el('textarea', { id: 'reason', name: 'reason', rows: 3, maxlength: 500, 'aria-describedby': 'reason-hint' })),
     el('div', { class: 'actions' },
-      el('button', { type: 'submit', class: 'button button-warning', id: 'confirm-cancel' }, 'Yes, cancel my booking'),
+      el('button', { type: 'submit', class: 'button button-warning', id: 'confirm-cancel' }, seat ? 'Yes, cancel my place' : 'Yes, cancel my booking'),
       el('button', { type: 'button', class: 'button button-secondary', onclick: closePanel }, 'No, keep it')));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
@@ -90,22 +103,20 @@ function startCancel() {
     const resp = await api(`${base}/cancel`, { method: 'POST', body: reason ? { reason } : {} });
     button.disabled = false;
     if (resp.status === 200) {
-      managed.booking = resp.body.booking;
-      managed.can_cancel = false;
-      managed.can_reschedule = false;
-      renderSummary(resp.body.booking);
+      Object.assign(managed, resp.body, { can_cancel: false, can_reschedule: false });
+      renderSummary(itemOf(resp.body));
       document.getElementById('policy').replaceChildren(el('p', {}, 'You can ',
-        el('a', { href: '/book' }, 'book another appointment'), ' at any time.'));
+        el('a', { href: '/book' }, seat ? 'book another session' : 'book another appointment'), ' at any time.'));
       show(panel);
       if (actions) actions.hidden = true;
-      notice(noticeBox, 'Your booking is cancelled. We have sent you an email to confirm.', 'success');
+      notice(noticeBox, `Your ${seat ? 'place' : 'booking'} is cancelled. We have sent you an email to confirm.`, 'success');
       focusHeading(app);
     } else if (resp.body?.code === 'too_late_to_change') {
       closePanel();
       tooLate(resp.body.detail);
       notice(noticeBox, resp.body.detail, 'error');
     } else {
-      showErrors(errorBox, form, [{ id: resp.body?.errors?.length ? 'reason' : null, message: resp.body?.detail || 'We could not cancel the booking. Please try again or call us.' }]);
+      showErrors(errorBox, form, [{ id: resp.body?.errors?.length ? 'reason' : null, message: resp.body?.detail || `We could not cancel the ${noun(item)}. Please try again or call us.` }]);
     }
   });
   show(panel, errorBox, form);
@@ -116,7 +127,7 @@ function startCancel() {
 
 function startReschedule() {
   if (actions) actions.hidden = true;
-  const b = managed.booking;
+  const b = item;
   const holder = el('div', { class: 'picker' });
   show(panel, holder);
   const picker = slotPicker({
@@ -134,7 +145,7 @@ function startReschedule() {
 
 function confirmMove(holder, picker, slot) {
   const tz = info.time_zone;
-  const b = managed.booking;
+  const b = item;
   const errorBox = el('div');
   const button = el('button', { type: 'button', class: 'button', id: 'confirm-move' }, 'Confirm the new time');
   button.addEventListener('click', async () => {
@@ -144,8 +155,8 @@ function confirmMove(holder, picker, slot) {
     button.disabled = false;
     if (resp.status === 200) {
       managed.booking = resp.body.booking;
-      renderSummary(resp.body.booking);
-      show(panel, el('p', { class: 'actions' }, calendarLink(resp.body.booking, info, window.location.href)));
+      renderSummary(itemOf(resp.body));
+      show(panel, el('p', { class: 'actions' }, calendarLink(item, info, window.location.href)));
       const again = await api(base);
       if (again.status === 200) {
         managed = again.body;
@@ -186,7 +197,7 @@ async function start() {
   if (!clinicInfo || resp.status !== 200) return; // the server-rendered page still says what it can
   info = clinicInfo;
   managed = resp.body;
-  renderSummary(managed.booking);
+  renderSummary(itemOf(managed));
   if (actions) {
     cancelStart?.addEventListener('click', startCancel);
     rescheduleStart?.addEventListener('click', startReschedule);

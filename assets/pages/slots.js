@@ -1,9 +1,10 @@
 // Choosing a day and then a time from GET /api/v1/availability, shared by the booking page and
-// the manage page's "change the time". Days without times are shown, marked unavailable.
+// the manage page's "change the time". Days without times are shown, marked unavailable; on
+// the booking page they open the waitlist for that day (`onEmptyDay`).
 
 import {
-  api, el, show, focusHeading, localDate, addDays, dayLabel, clock, zoneName, differentZone,
-  ownZone, notice,
+  api, el, show, focusHeading, localDate, addDays, dayLabel, clock, differentZone, ownZone, notice,
+  zoneNote,
 } from './common.js';
 
 const WINDOW_DAYS = 14;
@@ -11,11 +12,11 @@ const WINDOW_DAYS = 14;
 /**
  * Renders the day step into `root` and calls `onPick(slot)` when the patient picks a time.
  * options: {root, tz, serviceId, practitionerId, maxAdvanceDays, onPick, onBack, backLabel,
- *           caption, message}
+ *           caption, message, onEmptyDay(day)?}
  * Returns {refresh(message)} to reload the times (after a slot was taken).
  */
 export function slotPicker(options) {
-  const { root, tz, serviceId, practitionerId, onPick, onBack } = options;
+  const { root, tz, serviceId, practitionerId, onPick, onBack, onEmptyDay } = options;
   const today = localDate(Date.now(), tz);
   const lastDay = addDays(today, options.maxAdvanceDays ?? 90);
   let windowStart = today;
@@ -54,14 +55,6 @@ export function slotPicker(options) {
     return resp.status === 200 ? resp.body.slot : null;
   }
 
-  function zoneNote() {
-    const note = el('p', { class: 'hint' }, `Times are the clinic's local time: ${zoneName(tz)} (${tz}).`);
-    if (differentZone(tz)) {
-      note.append(` Your own time (${zoneName(ownZone)}) is shown beside each time.`);
-    }
-    return note;
-  }
-
   function backButton(label, handler) {
     return el('button', { type: 'button', class: 'link-button back', onclick: handler }, label);
   }
@@ -77,18 +70,22 @@ export function slotPicker(options) {
     parts.push(heading);
     const live = el('div', { class: 'live', 'aria-live': 'assertive' });
     parts.push(live);
-    parts.push(zoneNote());
+    parts.push(zoneNote(tz));
     if (!ok) {
       parts.push(el('p', { class: 'notice notice-error' }, 'We could not load the free times. Please try again.'));
       parts.push(el('button', { type: 'button', class: 'button', onclick: () => renderDays() }, 'Try again'));
-    } else if (!next) {
+    } else if (!next && !onEmptyDay) {
       parts.push(el('p', { class: 'notice' }, 'There are no free times online at the moment. Please call the clinic to book.'));
     } else {
-      const nextDay = localDate(next.start, tz);
-      parts.push(el('p', {}, el('button', {
-        type: 'button', class: 'button button-secondary', id: 'next-available',
-        onclick: () => goToDay(nextDay),
-      }, `Next available: ${dayLabel(nextDay)} at ${clock(next.start, tz)}`)));
+      if (next) {
+        const nextDay = localDate(next.start, tz);
+        parts.push(el('p', {}, el('button', {
+          type: 'button', class: 'button button-secondary', id: 'next-available',
+          onclick: () => goToDay(nextDay),
+        }, `Next available: ${dayLabel(nextDay)} at ${clock(next.start, tz)}`)));
+      } else {
+        parts.push(el('p', { class: 'notice' }, 'There are no free times online at the moment. Choose a day to join its waitlist, or call the clinic.'));
+      }
       const list = el('ul', { class: 'days', 'aria-label': 'Days' });
       for (let i = 0; i < WINDOW_DAYS; i += 1) {
         const day = addDays(windowStart, i);
@@ -99,6 +96,11 @@ export function slotPicker(options) {
             type: 'button', class: 'day', 'data-day': day, onclick: () => renderTimes(day),
           }, el('span', { class: 'day-name' }, dayLabel(day, { short: true })),
           el('span', { class: 'day-count' }, `${slots.length} ${slots.length === 1 ? 'time' : 'times'}`))));
+        } else if (onEmptyDay) {
+          list.append(el('li', {}, el('button', {
+            type: 'button', class: 'day day-unavailable day-waitlist', 'data-day': day, onclick: () => onEmptyDay(day),
+          }, el('span', { class: 'day-name' }, dayLabel(day, { short: true })),
+          el('span', { class: 'day-count' }, 'No times – join the waitlist'))));
         } else {
           list.append(el('li', { class: 'day day-unavailable', 'data-day': day },
             el('span', { class: 'day-name' }, dayLabel(day, { short: true })),
@@ -143,7 +145,7 @@ export function slotPicker(options) {
     parts.push(el('h1', {}, `Choose a time on ${dayLabel(day)}`));
     const live = el('div', { class: 'live', 'aria-live': 'assertive' });
     parts.push(live);
-    parts.push(zoneNote());
+    parts.push(zoneNote(tz));
     const list = el('ul', { class: 'times', 'aria-label': `Times on ${dayLabel(day)}` });
     for (const slot of slots) {
       const label = [el('span', { class: 'time' }, clock(slot.start, tz))];
@@ -154,8 +156,16 @@ export function slotPicker(options) {
         type: 'button', class: 'time-button', 'data-start': slot.start, onclick: () => onPick(slot),
       }, label)));
     }
-    if (!slots.length) parts.push(el('p', { class: 'notice' }, 'There are no free times left on this day.'));
-    parts.push(list);
+    if (!slots.length) {
+      parts.push(el('p', { class: 'notice' }, 'There are no free times left on this day.'));
+      if (onEmptyDay) {
+        parts.push(el('p', {}, el('button', {
+          type: 'button', class: 'button button-secondary', onclick: () => onEmptyDay(day),
+        }, 'Join the waitlist for this day')));
+      }
+    } else {
+      parts.push(list);
+    }
     parts.push(backButton('Choose another day', () => renderDays()));
     show(root, parts);
     focusHeading(root);

@@ -8,6 +8,7 @@ use frontdesk::email::worker;
 use serde_json::json;
 
 use crate::availability::{clinic_with_one_practitioner, in_days, slots, starts};
+use crate::classes::{book_seat, class_at, class_service};
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 struct Page {
@@ -184,6 +185,56 @@ async fn assets_are_versioned_cached_compressed_and_revalidated() {
     assert_eq!(fetch(&app, "/assets/x/nothing.js", &[]).await.status, 404);
 }
 
+/// The relative `./name.js` modules a script imports.
+fn imported_modules(js: &str) -> Vec<String> {
+    js.split("from './")
+        .skip(1)
+        .filter_map(|rest| rest.split('\'').next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn every_module_a_page_imports_is_served_under_the_same_version() {
+    let app = spawn_app().await;
+    let html = fetch(&app, "/book", &[]).await.text();
+    let book = asset_urls(&html)
+        .into_iter()
+        .find(|u| u.ends_with("/book.js"))
+        .expect("book.js");
+    let version = book.split('/').nth(2).expect("version").to_string();
+    // Walk the import graph from every page's script.
+    let mut pending: Vec<String> = [
+        "book.js",
+        "manage.js",
+        "contact.js",
+        "offer.js",
+        "waitlist.js",
+    ]
+    .map(str::to_string)
+    .to_vec();
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(name) = pending.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let page = fetch(&app, &format!("/assets/{version}/{name}"), &[]).await;
+        assert_eq!(page.status, 200, "{name}");
+        assert!(page.header("content-type").starts_with("text/javascript"));
+        pending.extend(imported_modules(&page.text()));
+    }
+    for shared in [
+        "common.js",
+        "patient.js",
+        "booked.js",
+        "timetable.js",
+        "join.js",
+        "slots.js",
+    ] {
+        assert!(seen.contains(shared), "{shared} is reached: {seen:?}");
+    }
+}
+
 #[tokio::test]
 async fn the_accent_colour_and_logo_come_from_branding() {
     let app = spawn_app_with(|s| {
@@ -324,6 +375,73 @@ async fn past_the_notice_the_manage_page_says_so_and_shows_the_phone() {
     let html = fetch(&app, &format!("/manage/{token}"), &[]).await.text();
     assert!(html.contains("This booking has been cancelled"));
     assert!(html.contains("Cancelled"));
+}
+
+#[tokio::test]
+async fn a_seats_manage_link_opens_the_page_with_cancel_and_no_move() {
+    let app = spawn_app().await;
+    let (admin, practitioner, _) = clinic_with_one_practitioner(&app).await;
+    let service = class_service(&app, &admin, &practitioner, 6).await;
+    let class = class_at(&app, &admin, &service, &practitioner, 5, None).await;
+    let seat = book_seat(&app, &class, "jo@example.com").await;
+    assert_eq!(seat.status, 201, "{}", seat.body);
+    let token = seat.body["manage_token"].as_str().expect("token");
+    let page = fetch(&app, &format!("/manage/{token}"), &[]).await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("content-type"), "text/html; charset=utf-8");
+    assert_eq!(page.header("cache-control"), "no-store");
+    assert_eq!(page.header("referrer-policy"), "no-referrer");
+    let csp = page.header("content-security-policy");
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    let html = page.text();
+    assert!(html.contains("Your place in a class"));
+    assert!(html.contains(seat.body["seat"]["reference"].as_str().expect("reference")));
+    assert!(html.contains("You can cancel your place online until"));
+    assert!(html.contains("to move, cancel and book another session"));
+    assert!(html.contains("id=\"cancel-start\""));
+    assert!(!html.contains("reschedule-start"), "a seat is not moved");
+    assert!(
+        !html.contains(token),
+        "the page carries no copy of the token"
+    );
+    // Cancelled: the page says so and offers another session of the same class.
+    let reply = app
+        .post(&format!("/api/v1/manage/{token}/cancel"), json!({}))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let html = fetch(&app, &format!("/manage/{token}"), &[]).await.text();
+    assert!(html.contains("Your cancelled place"));
+    assert!(html.contains("This place has been cancelled"));
+    assert!(!html.contains("id=\"cancel-start\""));
+}
+
+#[tokio::test]
+async fn a_seat_past_its_notice_cannot_be_cancelled_online_and_the_page_shows_the_phone() {
+    let app = spawn_app().await;
+    let (admin, practitioner, _) = clinic_with_one_practitioner(&app).await;
+    let service = class_service(&app, &admin, &practitioner, 6).await;
+    let class = class_at(&app, &admin, &service, &practitioner, 5, None).await;
+    let seat = book_seat(&app, &class, "jo@example.com").await;
+    assert_eq!(seat.status, 201, "{}", seat.body);
+    let reply = app
+        .patch_as(
+            &admin,
+            &format!("/api/v1/staff/services/{service}"),
+            json!({ "policy": { "cancel_notice_hours": 720 } }),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let token = seat.body["manage_token"].as_str().expect("token");
+    let html = fetch(&app, &format!("/manage/{token}"), &[]).await.text();
+    assert!(html.contains("so your place can no longer be cancelled online"));
+    assert!(html.contains("href=\"tel:02079460000\""));
+    assert!(
+        !html.contains("id=\"cancel-start\""),
+        "no button that cannot work"
+    );
 }
 
 #[tokio::test]

@@ -29,7 +29,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
 /// The static files, by the name they are served under.
-const FILES: [(&str, &str, &str); 6] = [
+const FILES: [(&str, &str, &str); 12] = [
     (
         "pages.css",
         CSS,
@@ -55,6 +55,32 @@ const FILES: [(&str, &str, &str); 6] = [
         "contact.js",
         JS,
         include_str!("../../../assets/pages/contact.js"),
+    ),
+    (
+        "patient.js",
+        JS,
+        include_str!("../../../assets/pages/patient.js"),
+    ),
+    (
+        "booked.js",
+        JS,
+        include_str!("../../../assets/pages/booked.js"),
+    ),
+    (
+        "timetable.js",
+        JS,
+        include_str!("../../../assets/pages/timetable.js"),
+    ),
+    ("join.js", JS, include_str!("../../../assets/pages/join.js")),
+    (
+        "offer.js",
+        JS,
+        include_str!("../../../assets/pages/offer.js"),
+    ),
+    (
+        "waitlist.js",
+        JS,
+        include_str!("../../../assets/pages/waitlist.js"),
     ),
 ];
 

@@ -192,15 +192,21 @@ pub fn contact_body(settings: &Settings) -> String {
     )
 }
 
-/// The page for a manage link that opens nothing (unknown, mistyped or erased).
-pub fn manage_not_found_body(settings: &Settings) -> String {
+/// The page for an emailed link that opens nothing (unknown, mistyped or erased): `what` it
+/// was for ("booking"), and what to call about ("check or change your booking").
+pub fn not_found_body(settings: &Settings, what: &str, call_to: &str) -> String {
     format!(
-        "<h1 tabindex=\"-1\">We could not find that booking</h1>\n\
+        "<h1 tabindex=\"-1\">We could not find that {what}</h1>\n\
          <p>The link may be mistyped or incomplete, or it may no longer work.</p>\n\
-         <p>To check or change your booking, please call us on {phone}.</p>\n\
+         <p>To {call_to}, please call us on {phone}.</p>\n\
          <p><a class=\"button\" href=\"/book\">Book a new appointment</a></p>",
         phone = phone_link(settings)
     )
+}
+
+/// The page for a manage link that opens nothing.
+pub fn manage_not_found_body(settings: &Settings) -> String {
+    not_found_body(settings, "booking", "check or change your booking")
 }
 
 /// For when the service cannot answer (the database is unreachable).

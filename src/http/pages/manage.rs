@@ -1,6 +1,7 @@
-//! `/manage/{token}`: the page behind the link in every booking email. The server renders the
-//! booking and what the patient may still do (with the deadlines from the policy); the script
-//! adds cancelling and moving through `/api/v1/manage/{token}`.
+//! `/manage/{token}`: the page behind the link in every booking and seat email. The server
+//! renders the booking (or the seat, see `seat`) and what the patient may still do (with the
+//! deadlines from the policy); the script adds cancelling and moving through
+//! `/api/v1/manage/{token}`.
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use poem::{
 
 use crate::{
     booking::{self, BookingDetails},
+    classes,
     domain::booking::{BookingStatus, change_deadline, patient_may_change},
     state::AppState,
 };
@@ -20,11 +22,11 @@ use crate::{
 use super::{
     PageParams, Pages,
     html::{self, Shell, escape, phone_link},
-    html_response,
+    html_response, seat,
 };
 
 /// A local date and time in the clinic's zone, e.g. "Tuesday 3 December 2026 at 09:15 GMT".
-fn when(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
+pub(super) fn when(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
     t.with_timezone(&tz)
         .format("%A %-d %B %Y at %H:%M %Z")
         .to_string()
@@ -143,6 +145,21 @@ fn summary(state: &AppState, d: &BookingDetails, now: DateTime<Utc>) -> String {
     )
 }
 
+/// What a manage link opens: a booking or a seat in a class.
+enum Managed {
+    Booking(Box<BookingDetails>),
+    Seat(Box<classes::SeatDetails>),
+}
+
+async fn find(state: &AppState, token: &str) -> Result<Option<Managed>, sea_orm::DbErr> {
+    if let Some(d) = booking::find_by_token(state, token).await? {
+        return Ok(Some(Managed::Booking(Box::new(d))));
+    }
+    Ok(classes::find_seat_by_token(state, token)
+        .await?
+        .map(|d| Managed::Seat(Box::new(d))))
+}
+
 #[handler]
 pub async fn page(
     state: Data<&Arc<AppState>>,
@@ -165,11 +182,20 @@ pub async fn page(
         );
         html_response(&pages, status, html, true)
     };
-    match booking::find_by_token(&state, &token).await {
-        Ok(Some(d)) => {
-            // The script reads the token from the path; the page carries no copy of it.
+    match find(&state, &token).await {
+        // The script reads the token from the path; the page carries no copy of it.
+        Ok(Some(Managed::Booking(d))) => {
             let body = summary(&state, &d, Utc::now());
             shell("Your booking", StatusCode::OK, body, Some("manage.js"))
+        }
+        Ok(Some(Managed::Seat(d))) => {
+            let body = seat::summary(&state, &d, Utc::now());
+            shell(
+                "Your place in a class",
+                StatusCode::OK,
+                body,
+                Some("manage.js"),
+            )
         }
         Ok(None) => shell(
             "Booking not found",

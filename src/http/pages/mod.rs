@@ -1,11 +1,14 @@
-//! The patient pages served by the binary: `/book`, `/manage/{token}`, `/contact` and the
-//! host-page script `/embed.js`. The server renders the shell (and what must work without a
-//! script: the manage summary, the contact form, the "not found" page); small ES modules under
-//! `/assets/` do the rest through the public JSON API. Errors here are HTML, never problem+json.
+//! The patient pages served by the binary: `/book` (appointments, class seats and joining the
+//! waitlist), `/manage/{token}` (a booking or a seat), `/waitlist/{token}` and
+//! `/waitlist/offers/{token}`, `/contact` and the host-page script `/embed.js`. The server
+//! renders the shell (and what must work without a script: the manage summary, the contact
+//! form, the "not found" page); small ES modules under `/assets/` do the rest through the
+//! public JSON API. Errors here are HTML, never problem+json.
 
 mod assets;
 mod html;
 mod manage;
+mod seat;
 
 use std::sync::Arc;
 
