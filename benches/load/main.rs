@@ -15,7 +15,8 @@
 //! one-week one-practitioner slot search at 64 connections with the answer cache off;
 //! `/health/live` at 64; on PostgreSQL booking POST at 64 clients across two instances on one
 //! database, the bare insert under the same exclusion constraint, and the slot search. RSS is
-//! read from /proc: idle after start and the peak during each load.
+//! read from /proc: idle after start and the peak during each load; so is the servers' CPU
+//! time per answered request, and the machine's load average as each run begins.
 
 use std::{
     io::Write,
