@@ -16,7 +16,8 @@
 //! `/health/live` at 64; on PostgreSQL booking POST at 64 clients across two instances on one
 //! database, the bare insert under the same exclusion constraint, and the slot search. RSS is
 //! read from /proc: idle after start (with its anonymous part, the rest being the mapped binary
-//! and libraries) and the peak during each load.
+//! and libraries) and the peak during each load; so is the servers' CPU time per answered
+//! request, and the machine's load average as each run begins.
 
 use std::{
     io::Write,
