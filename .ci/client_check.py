@@ -142,6 +142,8 @@ def staff_session(ops: Operations, base_url: str, email: str, password: str) -> 
         if p.active and p.online_bookable
         for sid in p.service_ids
         if sid in by_id and by_id[sid].active and by_id[sid].online_bookable
+        # One-to-one services: classes (capacity above 1) have sessions, not slots.
+        and by_id[sid].capacity == 1
     ]
     check(bool(pairs), "no active practitioner offers an active service")
     practitioner, service = pairs[0]
@@ -247,8 +249,10 @@ def patient_session(ops: Operations, base_url: str) -> None:
     patient = Client(base_url=base_url, raise_on_unexpected_status=True)
     clinic = call(ops("GET", "/api/v1/clinic"), 200, "clinic details", client=patient)
     services = call(ops("GET", "/api/v1/services"), 200, "list services", client=patient)
-    check(len(services) > 0, "no bookable services")
-    service = services[0]
+    # A one-to-one service: a class (capacity above 1) is booked by seats, not slots.
+    one_to_one = [s for s in services if s.capacity == 1]
+    check(len(one_to_one) > 0, "no bookable one-to-one services")
+    service = one_to_one[0]
     call(ops("GET", "/api/v1/services/{id}"), 200, "read a service", client=patient, id=str(service.id))
     practitioners = call(ops("GET", "/api/v1/practitioners"), 200, "who offers it", client=patient, service_id=service.id)
     check(len(practitioners) > 0, f"nobody offers {service.slug}")

@@ -154,7 +154,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::SeedDemo => {
             let db = store::connect(&settings.database).await?;
             store::migrate(&db).await?;
-            if seed::seed_demo(&db).await? {
+            if seed::seed_demo(&db, settings.time_zone()).await? {
                 println!("seeded the demo clinic");
             } else {
                 println!("the catalogue is not empty; nothing seeded");

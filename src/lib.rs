@@ -14,6 +14,7 @@ pub mod alloc;
 pub mod auth;
 pub mod booking;
 pub mod cache;
+pub mod classes;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -1,11 +1,11 @@
 //! Staff changes to the schedule that can take time away from booked patients: a
-//! practitioner's time off and clinic closures. A confirmed booking inside the new period is
-//! a conflict, settled by `on_conflict`: refuse (nothing written), cancel the bookings in the
-//! same transaction (reason `clinic_unavailable`, the patient emailed with a link to book
-//! again, reminders voided), or keep them (audited).
+//! practitioner's time off and clinic closures. A confirmed booking or a scheduled class
+//! session inside the new period is a conflict, settled by `on_conflict`: refuse (nothing
+//! written), cancel them in the same transaction (reason `clinic_unavailable`, each patient
+//! or seat holder emailed, reminders voided), or keep them (audited).
 
 use chrono::{DateTime, Utc};
-use entity::{appointment, closure, time_off};
+use entity::{appointment, class_session, closure, time_off};
 use sea_orm::{DatabaseTransaction, DbErr};
 use uuid::Uuid;
 
@@ -69,20 +69,42 @@ impl From<&appointment::Model> for Conflict {
     }
 }
 
+/// A scheduled class session that the period covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassConflict {
+    pub class_id: Uuid,
+    pub start: DateTime<Utc>,
+    pub practitioner_id: Uuid,
+    pub seats_taken: i32,
+}
+
+impl From<&class_session::Model> for ClassConflict {
+    fn from(s: &class_session::Model) -> Self {
+        Self {
+            class_id: s.id,
+            start: s.starts_at,
+            practitioner_id: s.practitioner_id,
+            seats_taken: s.seats_taken,
+        }
+    }
+}
+
 /// Why a period was not created.
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
     #[error("no such practitioner")]
     PractitionerNotFound,
-    #[error("the period covers confirmed bookings")]
-    Conflicts(Vec<Conflict>),
+    #[error("the period covers confirmed bookings or class sessions")]
+    Conflicts(Vec<Conflict>, Vec<ClassConflict>),
+    #[error(transparent)]
+    Class(#[from] crate::classes::ClassError),
     #[error(transparent)]
     Booking(#[from] BookingError),
     #[error(transparent)]
     Database(#[from] DbErr),
 }
 
-/// A created period and the bookings it cancelled.
+/// A created period and the bookings (and class sessions) it cancelled.
 #[derive(Debug, Clone)]
 pub struct Created<T> {
     pub row: T,
@@ -130,7 +152,23 @@ pub async fn write_time_off(
         period.ends_at,
     )
     .await?;
-    let cancelled = settle(txn, ctx, staff_id, &inside, period.on_conflict, now).await?;
+    let classes = store::classes::scheduled_between(
+        txn,
+        Some(practitioner_id),
+        period.starts_at,
+        period.ends_at,
+    )
+    .await?;
+    let cancelled = settle(
+        txn,
+        ctx,
+        staff_id,
+        &inside,
+        &classes,
+        period.on_conflict,
+        now,
+    )
+    .await?;
     let row = store::schedule::insert_time_off(
         txn,
         time_off::Model {
@@ -155,6 +193,7 @@ pub async fn write_time_off(
             "ends_at": row.ends_at,
             "on_conflict": period.on_conflict.as_str(),
             "bookings_inside": inside.iter().map(|a| a.id).collect::<Vec<_>>(),
+            "classes_inside": classes.iter().map(|c| c.id).collect::<Vec<_>>(),
             "cancelled": cancelled,
         }),
     )
@@ -185,7 +224,18 @@ pub async fn write_closure(
 ) -> Result<Created<closure::Model>, ScheduleError> {
     let inside =
         store::appointments::confirmed_between(txn, None, period.starts_at, period.ends_at).await?;
-    let cancelled = settle(txn, ctx, staff_id, &inside, period.on_conflict, now).await?;
+    let classes =
+        store::classes::scheduled_between(txn, None, period.starts_at, period.ends_at).await?;
+    let cancelled = settle(
+        txn,
+        ctx,
+        staff_id,
+        &inside,
+        &classes,
+        period.on_conflict,
+        now,
+    )
+    .await?;
     let row = store::schedule::insert_closure(
         txn,
         closure::Model {
@@ -208,6 +258,7 @@ pub async fn write_closure(
             "ends_at": row.ends_at,
             "on_conflict": period.on_conflict.as_str(),
             "bookings_inside": inside.iter().map(|a| a.id).collect::<Vec<_>>(),
+            "classes_inside": classes.iter().map(|c| c.id).collect::<Vec<_>>(),
             "cancelled": cancelled,
         }),
     )
@@ -215,20 +266,24 @@ pub async fn write_closure(
     Ok(Created { row, cancelled })
 }
 
-/// Applies `on_conflict` to the confirmed bookings inside a new period, in its transaction;
-/// returns the ids of those cancelled.
+/// Applies `on_conflict` to the confirmed bookings and scheduled class sessions inside a new
+/// period, in its transaction; returns the ids of those cancelled (bookings, then classes).
 async fn settle(
     txn: &DatabaseTransaction,
     ctx: Context<'_>,
     staff_id: Uuid,
     inside: &[appointment::Model],
+    classes: &[class_session::Model],
     on_conflict: OnConflict,
     now: DateTime<Utc>,
 ) -> Result<Vec<Uuid>, ScheduleError> {
     match on_conflict {
-        OnConflict::Reject if !inside.is_empty() => Err(ScheduleError::Conflicts(
-            inside.iter().map(Conflict::from).collect(),
-        )),
+        OnConflict::Reject if !inside.is_empty() || !classes.is_empty() => {
+            Err(ScheduleError::Conflicts(
+                inside.iter().map(Conflict::from).collect(),
+                classes.iter().map(ClassConflict::from).collect(),
+            ))
+        }
         OnConflict::Reject | OnConflict::Keep => Ok(Vec::new()),
         OnConflict::Cancel => {
             let why = Cancellation {
@@ -236,7 +291,7 @@ async fn settle(
                 code: Some(CLINIC_UNAVAILABLE.to_string()),
                 told: Some(TOLD.to_string()),
             };
-            let mut cancelled = Vec::with_capacity(inside.len());
+            let mut cancelled = Vec::with_capacity(inside.len() + classes.len());
             for appt in inside {
                 booking::write_cancellation(
                     txn,
@@ -249,6 +304,15 @@ async fn settle(
                 )
                 .await?;
                 cancelled.push(appt.id);
+            }
+            for class in classes {
+                let Some(locked) = store::classes::find_session_for_update(txn, class.id).await?
+                else {
+                    continue;
+                };
+                // Every seat holder is told why, as patients of cancelled bookings are.
+                crate::classes::write_cancel(txn, ctx.settings, ctx.tz, locked, TOLD, now).await?;
+                cancelled.push(class.id);
             }
             Ok(cancelled)
         }

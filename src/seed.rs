@@ -1,7 +1,8 @@
 //! First-run data: a demo clinic for an empty development database, and a first admin.
 
 use chrono::Utc;
-use entity::{practitioner, service};
+use chrono_tz::Tz;
+use entity::{class_series, class_session, practitioner, service};
 use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
@@ -11,7 +12,9 @@ use crate::{
     config::Settings,
     domain::{
         catalogue::{Discipline, Role, ServiceCategory},
+        classes,
         hours::{WeeklyInterval, parse_clock},
+        localtime,
         text::{EmailAddress, PersonName},
     },
     store,
@@ -26,9 +29,11 @@ struct DemoService {
     before: i32,
     after: i32,
     pence: i32,
+    /// 1 for one-to-one; more for a group class.
+    capacity: i32,
 }
 
-const SERVICES: [DemoService; 6] = [
+const SERVICES: [DemoService; 8] = [
     DemoService {
         slug: "physio-initial-assessment",
         name: "Physiotherapy initial assessment",
@@ -38,6 +43,7 @@ const SERVICES: [DemoService; 6] = [
         before: 0,
         after: 15,
         pence: 7000,
+        capacity: 1,
     },
     DemoService {
         slug: "physio-follow-up",
@@ -48,6 +54,7 @@ const SERVICES: [DemoService; 6] = [
         before: 0,
         after: 10,
         pence: 5500,
+        capacity: 1,
     },
     DemoService {
         slug: "sports-massage",
@@ -58,6 +65,7 @@ const SERVICES: [DemoService; 6] = [
         before: 0,
         after: 15,
         pence: 6500,
+        capacity: 1,
     },
     DemoService {
         slug: "sports-injury-clinic",
@@ -68,6 +76,7 @@ const SERVICES: [DemoService; 6] = [
         before: 0,
         after: 10,
         pence: 4500,
+        capacity: 1,
     },
     DemoService {
         slug: "personal-training",
@@ -78,6 +87,7 @@ const SERVICES: [DemoService; 6] = [
         before: 5,
         after: 10,
         pence: 5000,
+        capacity: 1,
     },
     DemoService {
         slug: "pilates-1-1",
@@ -88,8 +98,42 @@ const SERVICES: [DemoService; 6] = [
         before: 0,
         after: 5,
         pence: 6000,
+        capacity: 1,
+    },
+    DemoService {
+        slug: "mat-pilates-class",
+        name: "Mat Pilates class",
+        description: "A small-group mat Pilates class for core strength, posture and mobility. All levels welcome.",
+        category: ServiceCategory::Pilates,
+        minutes: 55,
+        before: 0,
+        after: 5,
+        pence: 1200,
+        capacity: 10,
+    },
+    DemoService {
+        slug: "back-care-circuit",
+        name: "Back-care circuit class",
+        description: "A supervised exercise circuit for people with back pain, led by a trainer with physiotherapy input.",
+        category: ServiceCategory::Physio,
+        minutes: 45,
+        before: 0,
+        after: 15,
+        pence: 1500,
+        capacity: 8,
     },
 ];
+
+/// A weekly class of the demo timetable: (service slug, instructor slug, weekday 0=Mon,
+/// local start).
+const TIMETABLE: [(&str, &str, u32, &str); 3] = [
+    ("mat-pilates-class", "hannah-lee", 1, "18:00"),
+    ("mat-pilates-class", "hannah-lee", 3, "18:00"),
+    ("back-care-circuit", "tom-reilly", 2, "12:00"),
+];
+
+/// How many weeks of the timetable the demo creates.
+const TIMETABLE_WEEKS: i64 = 8;
 
 struct DemoPractitioner {
     slug: &'static str,
@@ -156,7 +200,7 @@ const PRACTITIONERS: [DemoPractitioner; 5] = [
         discipline: Discipline::PersonalTrainer,
         title: "Personal Trainer, Level 4",
         bio: "Tom coaches strength training for beginners and return-to-sport clients.",
-        services: &["personal-training"],
+        services: &["personal-training", "back-care-circuit"],
         hours: &[
             (0, "06:30", "10:30"),
             (0, "16:30", "20:30"),
@@ -174,7 +218,7 @@ const PRACTITIONERS: [DemoPractitioner; 5] = [
         discipline: Discipline::PilatesInstructor,
         title: "Clinical Pilates Instructor",
         bio: "Hannah teaches reformer Pilates for rehabilitation and core strength.",
-        services: &["pilates-1-1"],
+        services: &["pilates-1-1", "mat-pilates-class"],
         hours: &[
             (0, "09:00", "15:00"),
             (1, "09:00", "15:00"),
@@ -191,15 +235,17 @@ pub async fn catalogue_is_empty(db: &DatabaseConnection) -> Result<bool, sea_orm
         && practitioner::Entity::find().count(db).await? == 0)
 }
 
-/// Seeds the demo clinic in one transaction. Returns false (and does nothing) when the
-/// catalogue already has data.
-pub async fn seed_demo(db: &DatabaseConnection) -> anyhow::Result<bool> {
+/// Seeds the demo clinic in one transaction, with a weekly class timetable for the coming
+/// weeks in the clinic's zone `tz`. Returns false (and does nothing) when the catalogue
+/// already has data.
+pub async fn seed_demo(db: &DatabaseConnection, tz: Tz) -> anyhow::Result<bool> {
     if !catalogue_is_empty(db).await? {
         return Ok(false);
     }
     let now = Utc::now();
     let txn = store::begin_write(db).await?;
     let mut service_ids = std::collections::HashMap::new();
+    let mut practitioner_ids = std::collections::HashMap::new();
     for s in &SERVICES {
         let id = Uuid::new_v4();
         service_ids.insert(s.slug, id);
@@ -222,6 +268,7 @@ pub async fn seed_demo(db: &DatabaseConnection) -> anyhow::Result<bool> {
                 max_advance_days: None,
                 cancel_notice_hours: None,
                 reschedule_notice_hours: None,
+                capacity: s.capacity,
                 created_at: now,
                 updated_at: now,
             },
@@ -230,6 +277,7 @@ pub async fn seed_demo(db: &DatabaseConnection) -> anyhow::Result<bool> {
     }
     for p in &PRACTITIONERS {
         let id = Uuid::new_v4();
+        practitioner_ids.insert(p.slug, id);
         store::catalogue::insert_practitioner(
             &txn,
             practitioner::Model {
@@ -269,17 +317,90 @@ pub async fn seed_demo(db: &DatabaseConnection) -> anyhow::Result<bool> {
             .collect();
         store::schedule::replace_week(&txn, id, &week).await?;
     }
+    let sessions = seed_timetable(&txn, tz, &service_ids, &practitioner_ids).await?;
     store::audit::record(
         &txn,
         None,
         "seed_demo",
         "clinic",
         None,
-        serde_json::json!({ "services": SERVICES.len(), "practitioners": PRACTITIONERS.len() }),
+        serde_json::json!({ "services": SERVICES.len(), "practitioners": PRACTITIONERS.len(),
+                            "class_sessions": sessions }),
     )
     .await?;
     txn.commit().await?;
     Ok(true)
+}
+
+/// Creates the demo timetable's weekly series from today; returns how many sessions.
+async fn seed_timetable(
+    txn: &sea_orm::DatabaseTransaction,
+    tz: Tz,
+    services: &std::collections::HashMap<&str, Uuid>,
+    practitioners: &std::collections::HashMap<&str, Uuid>,
+) -> anyhow::Result<usize> {
+    let now = Utc::now();
+    let from = localtime::local_date(tz, now);
+    let until = from + chrono::Duration::weeks(TIMETABLE_WEEKS);
+    let mut count = 0;
+    for (service_slug, instructor, weekday, start) in TIMETABLE {
+        let (Some(&service_id), Some(&practitioner_id), Some(start_minute)) = (
+            services.get(service_slug),
+            practitioners.get(instructor),
+            parse_clock(start),
+        ) else {
+            continue;
+        };
+        let Some(service) = store::catalogue::find_service(txn, service_id).await? else {
+            continue;
+        };
+        let series = store::classes::insert_series(
+            txn,
+            class_series::Model {
+                id: Uuid::new_v4(),
+                service_id,
+                practitioner_id,
+                weekday: weekday as i32,
+                start_minute: start_minute as i32,
+                valid_from: from,
+                valid_until: until,
+                capacity: service.capacity,
+                created_at: now,
+            },
+        )
+        .await?;
+        for date in classes::weekly_dates(tz, weekday, start_minute, from, until) {
+            if date.start <= now {
+                continue;
+            }
+            let (end, blocked_from, blocked_until) =
+                crate::classes::blocked_range(&service, date.start);
+            store::classes::insert_session(
+                txn,
+                class_session::Model {
+                    id: Uuid::new_v4(),
+                    service_id,
+                    practitioner_id,
+                    series_id: Some(series.id),
+                    starts_at: date.start,
+                    ends_at: end,
+                    blocked_from,
+                    blocked_until,
+                    capacity: service.capacity,
+                    seats_taken: 0,
+                    seats_held: 0,
+                    status: classes::SessionStatus::Scheduled.as_str().to_string(),
+                    cancel_reason: None,
+                    sequence: 0,
+                    created_at: now,
+                    updated_at: now,
+                },
+            )
+            .await?;
+            count += 1;
+        }
+    }
+    Ok(count)
 }
 
 /// Creates the first admin when there are no staff accounts: from `bootstrap.*`, or

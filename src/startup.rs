@@ -32,7 +32,7 @@ impl Application {
             .map_err(|e| {
                 anyhow::anyhow!("privacy.ip_hash_key: cannot read or keep the key: {e}")
             })?;
-        if settings.demo.seed && seed::seed_demo(&db).await? {
+        if settings.demo.seed && seed::seed_demo(&db, settings.time_zone()).await? {
             tracing::info!("seeded a demo clinic into the empty database");
         }
         if let Some((email, password)) = seed::bootstrap_admin(&db, &settings).await? {

@@ -15,6 +15,7 @@ use crate::{
     metrics::Metrics,
     secrets::IpHasher,
     store::availability::StaticCache,
+    webhooks::subscribers::Subscribers,
 };
 
 pub struct AppState {
@@ -43,6 +44,8 @@ pub struct AppState {
     pub busy: BusyCache,
     /// Booking writes queue here (one SQLite writer with group commit; direct on PostgreSQL).
     pub writer: Writer,
+    /// Which webhook endpoints subscribe to what; cleared by every endpoint change here.
+    pub webhook_subscribers: Subscribers,
 }
 
 impl AppState {
@@ -81,6 +84,7 @@ impl AppState {
             mailer,
             busy,
             writer,
+            webhook_subscribers: Subscribers::new(),
         }
     }
 }

@@ -60,6 +60,9 @@ struct Figures {
     p99_ms: f64,
     errors: u64,
     peak_rss_mb: f64,
+    /// CPU time the servers spent per answered request (user + system), a figure that the
+    /// other loads of a shared machine disturb far less than the rate.
+    cpu_ms: f64,
     /// Of the idle RSS, what is not the mapped binary and libraries (RssAnon).
     anon_rss_mb: f64,
 }
@@ -121,6 +124,23 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// User + system CPU time of a process so far, in milliseconds.
+fn cpu_ms(pid: u32) -> f64 {
+    // Fields 14 and 15 of /proc/<pid>/stat, counted after the command name's closing paren.
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1.to_string();
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let user: f64 = fields.get(11)?.parse().ok()?;
+            let system: f64 = fields.get(12)?.parse().ok()?;
+            Some(user + system)
+        })
+        .unwrap_or(0.0);
+    // Linux reports these in USER_HZ, 100 per second on every mainstream build.
+    ticks * 10.0
 }
 
 fn rss_mb(pid: u32) -> f64 {
@@ -261,6 +281,7 @@ where
             }
         })
     };
+    let cpu_before: f64 = pids.iter().map(|p| cpu_ms(*p)).sum();
     let started = Instant::now();
     let deadline = started + seconds();
     let mut tasks = tokio::task::JoinSet::new();
@@ -284,6 +305,7 @@ where
     }
     let mut all: Vec<u32> = tasks.join_all().await.into_iter().flatten().collect();
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_spent = pids.iter().map(|p| cpu_ms(*p)).sum::<f64>() - cpu_before;
     stop.store(true, Ordering::Relaxed);
     let _ = sampler.await;
     all.sort_unstable();
@@ -292,12 +314,18 @@ where
             .map_or(0.0, |us| f64::from(*us) / 1000.0)
     };
     let errors = errors.load(Ordering::Relaxed);
+    let answered = all.len() as u64 - errors.min(all.len() as u64);
     Figures {
-        rate: (all.len() as u64 - errors.min(all.len() as u64)) as f64 / elapsed,
+        rate: answered as f64 / elapsed,
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         errors,
         peak_rss_mb: peak.load(Ordering::Relaxed) as f64 / 1000.0,
+        cpu_ms: if answered > 0 {
+            cpu_spent / answered as f64
+        } else {
+            0.0
+        },
         anon_rss_mb: 0.0,
     }
 }
@@ -427,6 +455,7 @@ async fn bare_sqlite(work: &Path) -> Figures {
         p99_ms: pct(0.99),
         errors,
         peak_rss_mb: 0.0,
+        cpu_ms: 0.0,
         anon_rss_mb: 0.0,
     }
 }
@@ -562,16 +591,28 @@ async fn one_run(work: &Path, postgres: Option<&str>) -> Run {
     out
 }
 
+/// The machine's 1-minute load average: on a shared machine, what else was running.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
-fn table(all: &[Run]) -> String {
+fn table(all: &[Run], loads: &[String]) -> String {
     let mut s = String::new();
     let runs = all.len();
     s.push_str(&format!(
-        "| phase | per second (median of {runs}) | runs | p50 | p99 | errors (all runs) | peak RSS |\n|---|---|---|---|---|---|---|\n"
+        "Machine load (1-minute average) as each run began: {}.\n\n",
+        loads.join(" / ")
+    ));
+    s.push_str(&format!(
+        "| phase | per second (median of {runs}) | runs | p50 | p99 | errors (all runs) | peak RSS | server CPU per request |\n|---|---|---|---|---|---|---|---|\n"
     ));
     let names: Vec<String> = all[0].iter().map(|(n, _)| n.clone()).collect();
     let get = |name: &str| -> Vec<Figures> {
@@ -584,7 +625,7 @@ fn table(all: &[Run]) -> String {
         let figures = get(name);
         if name.starts_with("idle RSS") {
             s.push_str(&format!(
-                "| {name} | | | | | | {:.1} MB ({:.1} MB anonymous) |\n",
+                "| {name} | | | | | | {:.1} MB ({:.1} MB anonymous) | |\n",
                 med(name, |f| f.peak_rss_mb),
                 med(name, |f| f.anon_rss_mb)
             ));
@@ -592,8 +633,9 @@ fn table(all: &[Run]) -> String {
         }
         let each: Vec<String> = figures.iter().map(|f| format!("{:.0}", f.rate)).collect();
         let rss = med(name, |f| f.peak_rss_mb);
+        let cpu = med(name, |f| f.cpu_ms);
         s.push_str(&format!(
-            "| {name} | **{:.0}** | {} | {:.2} ms | {:.2} ms | {} | {} |\n",
+            "| {name} | **{:.0}** | {} | {:.2} ms | {:.2} ms | {} | {} | {} |\n",
             med(name, |f| f.rate),
             each.join(" / "),
             med(name, |f| f.p50_ms),
@@ -601,6 +643,11 @@ fn table(all: &[Run]) -> String {
             figures.iter().map(|f| f.errors).sum::<u64>(),
             if rss > 0.0 {
                 format!("{rss:.1} MB")
+            } else {
+                String::new()
+            },
+            if cpu > 0.0 {
+                format!("{cpu:.2} ms")
             } else {
                 String::new()
             },
@@ -680,19 +727,21 @@ fn main() {
     let postgres = std::env::var("FRONTDESK_BENCH_POSTGRES_URL").ok();
     let work = tempfile::tempdir().expect("temp dir");
     let mut all = Vec::new();
+    let mut loads = Vec::new();
     for n in 1..=runs() {
-        println!("== run {n} of {}", runs());
+        loads.push(load_average());
+        println!("== run {n} of {} (load average {})", runs(), loads[n - 1]);
         let run = runtime.block_on(one_run(work.path(), postgres.as_deref()));
         for (name, f) in &run {
             println!(
-                "{name:<70} {:>8.0}/s p50 {:>7.2} ms p99 {:>7.2} ms errors {:>4} rss {:>5.1} MB",
-                f.rate, f.p50_ms, f.p99_ms, f.errors, f.peak_rss_mb
+                "{name:<70} {:>8.0}/s p50 {:>7.2} ms p99 {:>7.2} ms errors {:>4} rss {:>5.1} MB cpu {:>5.2} ms",
+                f.rate, f.p50_ms, f.p99_ms, f.errors, f.peak_rss_mb, f.cpu_ms
             );
         }
         let _ = std::io::stdout().flush();
         all.push(run);
     }
-    let tables = table(&all);
+    let tables = table(&all, &loads);
     println!("\n{tables}");
     if std::env::var("LOAD_NO_WRITE").is_err() {
         write_benchmarks(&tables);

@@ -23,6 +23,8 @@ pub struct Model {
     pub max_advance_days: Option<i32>,
     pub cancel_notice_hours: Option<i32>,
     pub reschedule_notice_hours: Option<i32>,
+    /// 1 for a one-to-one service; more for a group class booked by seats.
+    pub capacity: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

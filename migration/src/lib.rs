@@ -23,6 +23,10 @@ mod m20261202_000302_add_appointment_series_id;
 mod m20261202_000303_add_appointment_series_start;
 mod m20261202_000701_create_webhook_endpoints;
 mod m20261202_000702_create_webhook_deliveries;
+mod m20261204_000101_add_service_capacity;
+mod m20261204_000102_create_classes;
+mod m20261204_000103_create_practitioner_holds;
+mod m20261204_000401_book_online_function;
 
 pub struct Migrator;
 
@@ -51,6 +55,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000303_add_appointment_series_start::Migration),
             Box::new(m20261202_000701_create_webhook_endpoints::Migration),
             Box::new(m20261202_000702_create_webhook_deliveries::Migration),
+            Box::new(m20261204_000101_add_service_capacity::Migration),
+            Box::new(m20261204_000102_create_classes::Migration),
+            Box::new(m20261204_000103_create_practitioner_holds::Migration),
+            Box::new(m20261204_000401_book_online_function::Migration),
         ]
     }
 }

@@ -4,7 +4,9 @@
 //! - `placement`: where an appointment may go — reads the practitioner's calendar inside the
 //!   transaction and asks the domain rulebook (`domain::rulebook::decide`), with the caller's
 //!   overrides; the online path also chooses among free practitioners.
-//! - `place`: new bookings, online and by staff.
+//! - `online`: online bookings, with everything that needs no decision done before the write
+//!   slot.
+//! - `place`: bookings by staff, and the confirmed appointment every new booking inserts.
 //! - `reschedule`, `cancel`, `attendance`: changes to an existing booking.
 //! - `patients`: which patient record a booking uses (never changing an existing one), and
 //!   the one staff operation that changes stored details.
@@ -18,6 +20,8 @@
 
 mod attendance;
 mod cancel;
+mod online;
+mod online_postgres;
 pub mod patients;
 mod place;
 mod placement;
@@ -50,9 +54,8 @@ use crate::{
 
 pub use attendance::record_attendance;
 pub use cancel::{Cancellation, cancel, write_cancellation};
-pub use place::{
-    book, book_by_staff, insert_with_fresh_reference, write_online, write_staff_booking,
-};
+pub use online::{Ahead, book, write_online};
+pub use place::{book_by_staff, insert_with_fresh_reference, write_staff_booking};
 pub use reschedule::{Move, reschedule, write_reschedule};
 
 /// A validated online booking request.
@@ -93,6 +96,9 @@ pub enum BookingError {
     NotOffered,
     #[error("the service is no longer offered")]
     ServiceUnavailable,
+    /// A group class: booked by seats in its sessions, never as an appointment.
+    #[error("the service is a class")]
+    ClassService,
     #[error("too many upcoming bookings")]
     LimitReached(u32),
     #[error("too late to change")]
@@ -212,6 +218,19 @@ fn email_view(settings: &Settings, d: &BookingDetails, manage_token: Option<&str
             )
         }),
     }
+}
+
+/// Counts a booking attempt's outcome (online or by staff) for `/metrics` (a replayed answer is not a new
+/// attempt, and a database failure is an error, not a decision).
+fn counted(result: Result<Booked, BookingError>) -> Result<Booked, BookingError> {
+    use crate::metrics::{BookingOutcome, booking};
+    match &result {
+        Ok(_) => booking(BookingOutcome::Confirmed),
+        Err(BookingError::SlotUnavailable) => booking(BookingOutcome::Conflict),
+        Err(BookingError::Replay(_) | BookingError::Database(_)) => {}
+        Err(_) => booking(BookingOutcome::Refused),
+    }
+    result
 }
 
 /// Maps a failed write: PostgreSQL's overlap refusal is a lost race for the slot.

@@ -22,13 +22,13 @@ use crate::{
 use super::StaffBooking;
 
 /// The patient an online booking is for: the existing record with this address, untouched,
-/// or a new one from the request.
+/// or a new one from the request (then `true`).
 pub(super) async fn for_public_booking(
     conn: &impl ConnectionTrait,
     details: &PatientDetails,
     now: DateTime<Utc>,
-) -> Result<patient::Model, DbErr> {
-    store::patients::find_or_create_by_email(
+) -> Result<(patient::Model, bool), DbErr> {
+    store::patients::find_or_insert_by_email(
         conn,
         details.email.as_str(),
         details.name.as_str(),

@@ -73,12 +73,14 @@ pub(super) async fn staff_candidate(
     }
 }
 
-/// Decides which of `candidates` gets `start`, on what `txn` reads now. Among the ones the
-/// rulebook allows, the one with the fewest active appointments that local day wins (ties:
-/// lowest id). `except` is the appointment being moved.
+/// Decides which of `candidates` gets `start`, on what `conn` reads now (the write
+/// transaction; on PostgreSQL an online booking may read just before its one insert, the
+/// exclusion constraint refusing whatever overlaps in between). Among the ones the rulebook
+/// allows, the one with the fewest active appointments that local day wins (ties: lowest id).
+/// `except` is the appointment being moved.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn choose(
-    txn: &DatabaseTransaction,
+    conn: &impl ConnectionTrait,
     ctx: Context<'_>,
     service: &service::Model,
     candidates: &[Uuid],
@@ -98,13 +100,19 @@ pub(super) async fn choose(
         localtime::instant_at(tz, day, 0),
         localtime::instant_at(tz, day, 24 * 60),
     );
-    // Wide enough for an overridden start far outside the local day.
-    let (read_from, read_until) = (
-        span_start.min(start) - Duration::days(1),
-        span_end.max(start) + Duration::days(1),
-    );
+    // The rulebook asks of appointments, time off and closures only whether they overlap the
+    // blocked range, so that is all it is fed; with a choice to make, the local day too, for
+    // the load. (An unrepresentable range is refused as taken; the wide read is then moot.)
+    let (read_from, read_until) = match rulebook::blocked_range(&rules, start) {
+        Some(b) if candidates.len() == 1 => (b.start, b.end),
+        Some(b) => (b.start.min(day_start), b.end.max(day_end)),
+        None => (
+            span_start.min(start) - Duration::days(1),
+            span_end.max(start) + Duration::days(1),
+        ),
+    };
     let (schedules, closures) =
-        store::availability::load(txn, candidates, read_from, read_until, except).await?;
+        store::availability::load(conn, candidates, read_from, read_until, except).await?;
     let mut best: Option<(usize, Uuid, Allowed)> = None;
     let mut first_refusal: Option<Unavailable> = None;
     for schedule in &schedules {

@@ -4,6 +4,7 @@
 pub mod availability;
 pub mod booking;
 pub mod catalogue;
+pub mod classes;
 pub mod enquiry;
 pub mod hours;
 pub mod localtime;

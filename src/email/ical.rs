@@ -185,6 +185,12 @@ pub fn render(invite: &Invite<'_>) -> String {
     out
 }
 
+/// The UID of a class session in its instructor's feed (seat holders' invitations use the
+/// seat's id, as bookings use theirs).
+pub fn class_uid(session_id: Uuid) -> String {
+    format!("class-{session_id}@frontdesk")
+}
+
 /// The UID of a practitioner's time-off period in their feed.
 pub fn time_off_uid(time_off_id: Uuid) -> String {
     format!("time-off-{time_off_id}@frontdesk")

@@ -3,6 +3,7 @@
 //! (`ical`), and delivered later by the worker (`worker`) through SMTP or files (`transport`).
 
 pub mod backoff;
+mod classes;
 mod compose;
 pub mod health;
 pub mod ical;
@@ -25,6 +26,7 @@ use uuid::Uuid;
 
 use crate::config::Settings;
 
+pub use classes::{SeatChange, SeatEmail, seat_changed};
 pub use compose::local_when;
 pub use health::{DeliveryHealth, FailureKind};
 pub use outbox::OutgoingEmail;
@@ -51,10 +53,18 @@ pub enum EmailKind {
     EnquiryReceived,
     /// To the enquirer: we have your enquiry.
     EnquiryAck,
+    /// To a patient: a class seat is booked, with a REQUEST invitation (one UID per seat).
+    SeatConfirmed,
+    /// To each seat holder: the class moved or changed instructor (REQUEST, higher SEQUENCE).
+    ClassChanged,
+    /// To each seat holder: the class is cancelled, with a CANCEL.
+    ClassCancelled,
+    /// To a patient: their class seat is cancelled, with a CANCEL.
+    SeatCancelled,
 }
 
 impl EmailKind {
-    pub const ALL: [EmailKind; 8] = [
+    pub const ALL: [EmailKind; 12] = [
         EmailKind::BookingConfirmed,
         EmailKind::BookingRescheduled,
         EmailKind::BookingCancelled,
@@ -63,6 +73,10 @@ impl EmailKind {
         EmailKind::Reminder,
         EmailKind::EnquiryReceived,
         EmailKind::EnquiryAck,
+        EmailKind::SeatConfirmed,
+        EmailKind::ClassChanged,
+        EmailKind::ClassCancelled,
+        EmailKind::SeatCancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +89,10 @@ impl EmailKind {
             EmailKind::Reminder => "reminder",
             EmailKind::EnquiryReceived => "enquiry_received",
             EmailKind::EnquiryAck => "enquiry_ack",
+            EmailKind::SeatConfirmed => "seat_confirmed",
+            EmailKind::ClassChanged => "class_changed",
+            EmailKind::ClassCancelled => "class_cancelled",
+            EmailKind::SeatCancelled => "seat_cancelled",
         }
     }
 
@@ -84,7 +102,7 @@ impl EmailKind {
 }
 
 /// What the emails about one booking need to say.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BookingEmail {
     pub appointment_id: Uuid,
     pub reference: String,
@@ -209,6 +227,18 @@ impl PreparedEmails {
     pub async fn write(self, conn: &impl ConnectionTrait) -> Result<(), DbErr> {
         outbox::void_reminders(conn, self.appointment_id).await?;
         outbox::enqueue_many(conn, &self.emails).await
+    }
+
+    /// What [`PreparedEmails::write`] runs for a booking created in the same transaction
+    /// (nothing to void): the one insert of its rows, for a caller that batches its writes.
+    pub fn insert_for_new_booking(&self) -> Option<sea_orm::sea_query::InsertStatement> {
+        outbox::pending_insert(&self.emails)
+    }
+
+    /// The rendered rows, for a caller that writes them itself (the single-statement booking
+    /// on PostgreSQL).
+    pub fn into_emails(self) -> Vec<OutgoingEmail> {
+        self.emails
     }
 }
 

@@ -63,13 +63,20 @@ pub async fn enqueue_many(
     conn: &impl ConnectionTrait,
     emails: &[OutgoingEmail],
 ) -> Result<(), DbErr> {
-    if emails.is_empty() {
-        return Ok(());
+    if let Some(insert) = pending_insert(emails) {
+        conn.execute(&insert).await?;
     }
-    outbox_message::Entity::insert_many(emails.iter().map(|e| pending_row(Uuid::new_v4(), e)))
-        .exec_without_returning(conn)
-        .await?;
     Ok(())
+}
+
+/// The statement [`enqueue_many`] runs (none for no emails), for a caller that batches its
+/// writes.
+pub fn pending_insert(emails: &[OutgoingEmail]) -> Option<sea_orm::sea_query::InsertStatement> {
+    use sea_orm::QueryTrait;
+    (!emails.is_empty()).then(|| {
+        outbox_message::Entity::insert_many(emails.iter().map(|e| pending_row(Uuid::new_v4(), e)))
+            .into_query()
+    })
 }
 
 fn pending_row(id: Uuid, email: &OutgoingEmail) -> outbox_message::ActiveModel {

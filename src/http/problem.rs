@@ -23,7 +23,7 @@ pub struct Problem {
     /// For validation failures: each field that was rejected and why.
     #[oai(skip_serializing_if_is_none)]
     pub errors: Option<Vec<ProblemField>>,
-    /// For `conflicts_with_bookings`: the confirmed bookings in the way; for
+    /// For `conflicts_with_bookings`: the confirmed bookings and class sessions in the way; for
     /// `series_conflicts`: the occurrences that cannot be booked.
     #[oai(skip_serializing_if_is_none)]
     pub conflicts: Option<Vec<Conflict>>,
@@ -35,6 +35,19 @@ pub struct Problem {
 pub enum Conflict {
     Booking(ProblemConflict),
     Occurrence(OccurrenceConflict),
+    Class(ClassConflict),
+}
+
+/// A scheduled class session that a new time off or closure would cover.
+#[derive(Debug, Clone, Object)]
+pub struct ClassConflict {
+    pub class_id: uuid::Uuid,
+    /// RFC 3339 in UTC.
+    pub start: chrono::DateTime<chrono::Utc>,
+    /// The instructor.
+    pub practitioner_id: uuid::Uuid,
+    /// Seats booked in it (each holder is emailed if it is cancelled).
+    pub seats_taken: u32,
 }
 
 /// An occurrence of a series that cannot be booked.
@@ -179,19 +192,30 @@ impl ApiError {
         )))
     }
 
-    /// 409 `conflicts_with_bookings`, listing the bookings in the way.
-    pub fn conflicts_with_bookings(conflicts: Vec<ProblemConflict>) -> Self {
+    /// 409 `conflicts_with_bookings`, listing the bookings and class sessions in the way.
+    pub fn conflicts_with_bookings(
+        conflicts: Vec<ProblemConflict>,
+        classes: Vec<ClassConflict>,
+    ) -> Self {
         let mut problem = Problem::new(
             StatusCode::CONFLICT,
             "conflicts_with_bookings",
             "Conflicts with bookings",
             format!(
-                "{} confirmed booking(s) fall in this period. Send \"on_conflict\": \"cancel\" \
-                 to cancel them (the patients are emailed) or \"keep\" to keep them.",
-                conflicts.len()
+                "{} confirmed booking(s) and {} class session(s) fall in this period. Send \
+                 \"on_conflict\": \"cancel\" to cancel them (the patients are emailed) or \
+                 \"keep\" to keep them.",
+                conflicts.len(),
+                classes.len()
             ),
         );
-        problem.conflicts = Some(conflicts.into_iter().map(Conflict::Booking).collect());
+        problem.conflicts = Some(
+            conflicts
+                .into_iter()
+                .map(Conflict::Booking)
+                .chain(classes.into_iter().map(Conflict::Class))
+                .collect(),
+        );
         Self::Conflict(Json(problem))
     }
 

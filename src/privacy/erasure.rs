@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::{
     booking::{self, Actor, BookingError, Cancellation},
+    classes::{self, ClassError},
     state::AppState,
     store::{self, privacy::Erasure},
 };
@@ -31,7 +32,8 @@ pub struct Erased {
     pub erased_at: DateTime<Utc>,
     /// True when the patient had been erased before; nothing was changed this time.
     pub already_erased: bool,
-    /// References of the future bookings that were cancelled (with emails) before erasing.
+    /// References of the future bookings and class seats that were cancelled (with emails)
+    /// before erasing.
     pub cancelled: Vec<String>,
     pub changed: Erasure,
 }
@@ -46,6 +48,8 @@ pub enum ErasureError {
     Interrupted,
     #[error(transparent)]
     Booking(#[from] BookingError),
+    #[error(transparent)]
+    Class(#[from] ClassError),
     #[error(transparent)]
     Database(#[from] DbErr),
 }
@@ -90,6 +94,18 @@ pub async fn erase(
             cancelled.push(d.appointment.reference);
             cancelled_ids.push(d.appointment.id);
         }
+        // Class seats likewise: the place is freed and the patient told.
+        for seat in store::classes::upcoming_seats(&state.db, patient_id, now).await? {
+            let d = classes::cancel_seat(
+                state,
+                seat.id,
+                Actor::Staff(staff_id),
+                Some(ERASURE_CODE.to_string()),
+            )
+            .await?;
+            cancelled.push(d.seat.reference);
+            cancelled_ids.push(d.seat.id);
+        }
         let txn = store::begin_write(&state.db).await?;
         // Locked first: a booking for this patient either committed before (and is seen
         // below) or waits and then no longer finds the erased address.
@@ -103,6 +119,9 @@ pub async fn erase(
         if !store::patients::upcoming_confirmed(&txn, patient_id, now)
             .await?
             .is_empty()
+            || !store::classes::upcoming_seats(&txn, patient_id, now)
+                .await?
+                .is_empty()
         {
             // A booking arrived meanwhile: cancel it too, then try again.
             txn.rollback().await?;

@@ -4,6 +4,8 @@ use entity::{
     appointment, appointment_event, audit_log, consent, enquiry, enquiry_note, idempotency_key,
     outbox_message, patient,
 };
+
+use crate::classes::SeatDetails;
 use sea_orm::DbErr;
 use uuid::Uuid;
 
@@ -19,6 +21,8 @@ pub struct Held {
     pub appointments: Vec<appointment::Model>,
     /// The appointments' history, oldest first.
     pub events: Vec<appointment_event::Model>,
+    /// Class seats, newest first, with their classes.
+    pub seats: Vec<SeatDetails>,
     /// Enquiries sent from the patient's address, oldest first, with staff notes.
     pub enquiries: Vec<(enquiry::Model, Vec<enquiry_note::Model>)>,
     /// Emails to the patient or about their bookings, oldest first.
@@ -39,6 +43,15 @@ pub async fn gather(state: &AppState, patient_id: Uuid) -> Result<Option<Held>, 
         store::patients::appointments(db, patient.id, store::patients::Scope::All).await?;
     let ids: Vec<Uuid> = appointments.iter().map(|a| a.id).collect();
     let events = store::patients::events_of(db, &ids).await?;
+    let mut seats = Vec::new();
+    for seat in store::classes::seats_of_patient(db, patient.id).await? {
+        seats.push(crate::classes::seat_details(db, seat).await?);
+    }
+    // Emails, audit rows and stored replies about a seat are keyed by its id, as a booking's.
+    let ids: Vec<Uuid> = ids
+        .into_iter()
+        .chain(seats.iter().map(|s| s.seat.id))
+        .collect();
     let enquiries = match &patient.email {
         Some(email) => store::patients::enquiries_from(db, email).await?,
         None => Vec::new(),
@@ -52,6 +65,7 @@ pub async fn gather(state: &AppState, patient_id: Uuid) -> Result<Option<Held>, 
         consents,
         appointments,
         events,
+        seats,
         enquiries,
         emails,
         audit,
@@ -78,6 +92,7 @@ pub async fn export(
         Some(patient_id),
         serde_json::json!({
             "appointments": held.appointments.len(),
+            "seats": held.seats.len(),
             "enquiries": held.enquiries.len(),
         }),
     )

@@ -1,9 +1,10 @@
 //! Appointments: the reads that availability and booking need.
 
 use chrono::{DateTime, Utc};
-use entity::{appointment, time_off};
+use entity::{appointment, practitioner_hold, time_off};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
     sea_query::{Expr, ExprTrait, Query, UnionType},
 };
 use uuid::Uuid;
@@ -11,9 +12,10 @@ use uuid::Uuid;
 /// Statuses that no longer hold their time.
 pub const INACTIVE_STATUSES: [&str; 1] = ["cancelled"];
 
-/// (practitioner, blocked_from, blocked_until) of every active appointment of the given
-/// practitioners whose blocked range overlaps [from, until), ordered by start.
-/// `except` leaves one appointment out (the one being moved).
+/// (practitioner, blocked_from, blocked_until) of everything that holds the given
+/// practitioners' time — active appointments, scheduled class sessions and waitlist offers
+/// (`practitioner_holds`) — overlapping [from, until), ordered by start. `except` leaves one
+/// appointment out (the one being moved).
 pub async fn blocked_ranges(
     conn: &impl ConnectionTrait,
     practitioner_ids: &[Uuid],
@@ -21,43 +23,48 @@ pub async fn blocked_ranges(
     until: DateTime<Utc>,
     except: Option<Uuid>,
 ) -> Result<Vec<(Uuid, DateTime<Utc>, DateTime<Utc>)>, DbErr> {
-    let mut query = appointment::Entity::find();
+    use practitioner_hold::Column as H;
+    let mut query = practitioner_hold::Entity::find();
     if let Some(id) = except {
-        query = query.filter(appointment::Column::Id.ne(id));
+        query = query.filter(
+            Condition::any()
+                .add(H::AppointmentId.is_null())
+                .add(H::AppointmentId.ne(id)),
+        );
     }
     query
         .select_only()
-        .column(appointment::Column::PractitionerId)
-        .column(appointment::Column::BlockedFrom)
-        .column(appointment::Column::BlockedUntil)
-        .filter(appointment::Column::PractitionerId.is_in(practitioner_ids.iter().copied()))
-        .filter(appointment::Column::Status.is_not_in(INACTIVE_STATUSES))
-        .filter(appointment::Column::BlockedFrom.lt(until))
-        .filter(appointment::Column::BlockedUntil.gt(from))
-        .order_by_asc(appointment::Column::BlockedFrom)
+        .column(H::PractitionerId)
+        .column(H::BlockedFrom)
+        .column(H::BlockedUntil)
+        .filter(H::PractitionerId.is_in(practitioner_ids.iter().copied()))
+        .filter(H::BlockedFrom.lt(until))
+        .filter(H::BlockedUntil.gt(from))
+        .order_by_asc(H::BlockedFrom)
         .into_tuple()
         .all(conn)
         .await
 }
 
 /// (practitioner, start, end) of everything that blocks the given practitioners' time in
-/// [from, until): active appointments' blocked ranges and time off, in one round trip.
+/// [from, until): their holds (appointments, class sessions, offers) and time off, in one
+/// round trip.
 pub async fn busy_ranges(
     conn: &impl ConnectionTrait,
     practitioner_ids: &[Uuid],
     from: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Vec<(Uuid, DateTime<Utc>, DateTime<Utc>)>, DbErr> {
+    use practitioner_hold::Column as H;
     let ids = || practitioner_ids.iter().copied();
     let mut query = Query::select()
-        .column(appointment::Column::PractitionerId)
-        .column(appointment::Column::BlockedFrom)
-        .column(appointment::Column::BlockedUntil)
-        .from(appointment::Entity)
-        .and_where(Expr::col(appointment::Column::PractitionerId).is_in(ids()))
-        .and_where(Expr::col(appointment::Column::Status).is_not_in(INACTIVE_STATUSES))
-        .and_where(Expr::col(appointment::Column::BlockedFrom).lt(until))
-        .and_where(Expr::col(appointment::Column::BlockedUntil).gt(from))
+        .column(H::PractitionerId)
+        .column(H::BlockedFrom)
+        .column(H::BlockedUntil)
+        .from(practitioner_hold::Entity)
+        .and_where(Expr::col(H::PractitionerId).is_in(ids()))
+        .and_where(Expr::col(H::BlockedFrom).lt(until))
+        .and_where(Expr::col(H::BlockedUntil).gt(from))
         .to_owned();
     let time_off = Query::select()
         .column(time_off::Column::PractitionerId)

@@ -52,18 +52,21 @@ pub async fn find_by_token_hash(
         .await
 }
 
-/// Confirmed bookings of a patient that start after `now`.
+/// Confirmed bookings and class seats of a patient that start after `now`: both count
+/// toward `booking.max_active_per_patient`.
 pub async fn count_upcoming_for_patient(
     conn: &impl ConnectionTrait,
     patient_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
-    appointment::Entity::find()
+    let appointments = appointment::Entity::find()
         .filter(appointment::Column::PatientId.eq(patient_id))
         .filter(appointment::Column::Status.eq(BookingStatus::Confirmed.as_str()))
         .filter(appointment::Column::StartsAt.gt(now))
         .count(conn)
-        .await
+        .await?;
+    let seats = super::classes::count_upcoming_seats(conn, patient_id, now).await?;
+    Ok(appointments + seats)
 }
 
 /// Appends to a booking's history.
@@ -76,6 +79,28 @@ pub async fn record_event(
     detail: serde_json::Value,
     at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
+    conn.execute(&event_insert(
+        appointment_id,
+        kind,
+        actor,
+        staff_id,
+        detail,
+        at,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The statement [`record_event`] runs, for a caller that batches its writes.
+pub fn event_insert(
+    appointment_id: Uuid,
+    kind: &str,
+    actor: &str,
+    staff_id: Option<Uuid>,
+    detail: serde_json::Value,
+    at: DateTime<Utc>,
+) -> sea_orm::sea_query::InsertStatement {
+    use sea_orm::QueryTrait;
     appointment_event::Entity::insert(appointment_event::ActiveModel {
         id: Set(Uuid::new_v4()),
         appointment_id: Set(appointment_id),
@@ -85,9 +110,7 @@ pub async fn record_event(
         staff_id: Set(staff_id),
         detail: Set(detail.to_string()),
     })
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
+    .into_query()
 }
 
 pub async fn events(

@@ -4,12 +4,15 @@
 pub mod appointments;
 pub mod audit;
 pub mod availability;
+pub mod batch;
 pub mod bookings;
 pub mod busy;
 pub mod calendar;
 pub mod catalogue;
+pub mod classes;
 pub mod enquiries;
 pub mod feeds;
+pub mod online_booking;
 pub mod patients;
 pub mod privacy;
 pub mod schedule;
@@ -125,7 +128,8 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
 }
 
 /// Whether an error is PostgreSQL's exclusion-constraint violation (SQLSTATE 23P01): the
-/// no-double-booking constraint refused an overlapping appointment. Two transactions that
+/// no-double-booking constraint refused an overlapping appointment (or class session), or
+/// SQLite's `practitioner_holds_no_overlap` trigger did. Two transactions that
 /// insert overlapping appointments at the same moment can also each wait for the other inside
 /// the constraint's index check; PostgreSQL then aborts one with a deadlock (40P01), which is
 /// the same lost race.
@@ -133,6 +137,7 @@ pub fn is_overlap_violation(err: &DbErr) -> bool {
     let text = err.to_string();
     text.contains("23P01")
         || text.contains("appointments_no_overlap")
+        || text.contains("practitioner_holds_no_overlap")
         || text.contains("40P01")
         || text.contains("deadlock detected")
 }

@@ -26,6 +26,20 @@ pub async fn find_or_create_by_email(
     phone: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<patient::Model, DbErr> {
+    find_or_insert_by_email(conn, email, name, phone, now)
+        .await
+        .map(|(patient, _)| patient)
+}
+
+/// [`find_or_create_by_email`], also saying whether this call created the record (a new
+/// patient has no other bookings to count).
+pub async fn find_or_insert_by_email(
+    conn: &impl ConnectionTrait,
+    email: &str,
+    name: &str,
+    phone: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(patient::Model, bool), DbErr> {
     // Locked (on PostgreSQL) so that a booking racing an erasure either waits for it and then
     // no longer finds the erased address, or makes the erasure wait and see the new booking.
     let locked = || {
@@ -35,20 +49,21 @@ pub async fn find_or_create_by_email(
             .one(conn)
     };
     if let Some(found) = locked().await? {
-        return Ok(found);
+        return Ok((found, false));
     }
     // Two first bookings for a new address may race on PostgreSQL: the loser's insert waits for
     // the winner's commit and then does nothing, and both go on with the one row.
-    let row = patient::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        name: Set(name.to_string()),
-        email: Set(Some(email.to_string())),
-        phone: Set(phone.map(str::to_string)),
-        created_at: Set(now),
-        updated_at: Set(now),
-        erased_at: Set(None),
+    let new = patient::Model {
+        id: Uuid::new_v4(),
+        name: name.to_string(),
+        email: Some(email.to_string()),
+        phone: phone.map(str::to_string),
+        created_at: now,
+        updated_at: now,
+        erased_at: None,
     };
-    patient::Entity::insert(row)
+    let id = new.id;
+    let inserted = patient::Entity::insert(new.clone().into_active_model().reset_all())
         .on_conflict(
             sea_orm::sea_query::OnConflict::column(patient::Column::Email)
                 .do_nothing()
@@ -56,9 +71,16 @@ pub async fn find_or_create_by_email(
         )
         .exec_without_returning(conn)
         .await?;
-    locked()
+    // SQLite stores what it is given (text timestamps at full precision), so the row just
+    // written is the model; PostgreSQL rounds timestamps, so it is read back there.
+    if inserted == 1 && conn.get_database_backend() == sea_orm::DbBackend::Sqlite {
+        return Ok((new, true));
+    }
+    let patient = locked()
         .await?
-        .ok_or_else(|| DbErr::RecordNotFound("patient".to_string()))
+        .ok_or_else(|| DbErr::RecordNotFound("patient".to_string()))?;
+    let created = patient.id == id;
+    Ok((patient, created))
 }
 
 /// The patient holding this address, if any.
@@ -105,6 +127,22 @@ pub async fn record_consents(
     source: &str,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
+    conn.execute(&consents_insert(
+        patient_id, privacy, marketing, source, now,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The statement [`record_consents`] runs, for a caller that batches its writes.
+pub fn consents_insert(
+    patient_id: Uuid,
+    privacy: bool,
+    marketing: bool,
+    source: &str,
+    now: DateTime<Utc>,
+) -> sea_orm::sea_query::InsertStatement {
+    use sea_orm::QueryTrait;
     let rows = [("privacy", privacy), ("marketing", marketing)].map(|(kind, granted)| {
         consent::ActiveModel {
             id: Set(Uuid::new_v4()),
@@ -115,10 +153,7 @@ pub async fn record_consents(
             source: Set(source.to_string()),
         }
     });
-    consent::Entity::insert_many(rows)
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+    consent::Entity::insert_many(rows).into_query()
 }
 
 /// Creates a patient who gave no email address (a phone or walk-in booking by staff).

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::{
-    appointment, appointment_event, audit_log, enquiry, enquiry_note, idempotency_key,
+    appointment, appointment_event, audit_log, class_seat, enquiry, enquiry_note, idempotency_key,
     outbox_message, patient,
 };
 use sea_orm::{
@@ -24,12 +24,16 @@ pub const ERASED_NAME: &str = "Erased patient";
 pub const ERASED_TEXT: &str = "[erased]";
 
 /// Kinds of email addressed to the patient themself (the others go to staff).
-const PATIENT_KINDS: [&str; 5] = [
+const PATIENT_KINDS: [&str; 9] = [
     "booking_confirmed",
     "booking_rescheduled",
     "booking_cancelled",
     "reminder",
     "enquiry_ack",
+    "seat_confirmed",
+    "class_changed",
+    "class_cancelled",
+    "seat_cancelled",
 ];
 
 /// What an erasure changed.
@@ -43,15 +47,29 @@ pub struct Erasure {
     pub emails: u64,
 }
 
-/// The ids of a patient's appointments.
+/// The ids of a patient's appointments and class seats: what their emails, audit rows and
+/// stored replies are keyed by.
 pub async fn appointment_ids(
     conn: &impl ConnectionTrait,
     patient_id: Uuid,
 ) -> Result<Vec<Uuid>, DbErr> {
-    appointment::Entity::find()
+    let mut ids: Vec<Uuid> = appointment::Entity::find()
         .select_only()
         .column(appointment::Column::Id)
         .filter(appointment::Column::PatientId.eq(patient_id))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    ids.extend(seat_ids(conn, patient_id).await?);
+    Ok(ids)
+}
+
+/// The ids of a patient's class seats.
+pub async fn seat_ids(conn: &impl ConnectionTrait, patient_id: Uuid) -> Result<Vec<Uuid>, DbErr> {
+    class_seat::Entity::find()
+        .select_only()
+        .column(class_seat::Column::Id)
+        .filter(class_seat::Column::PatientId.eq(patient_id))
         .into_tuple()
         .all(conn)
         .await
@@ -74,7 +92,7 @@ pub async fn audit_about(
                 )
                 .add(
                     Condition::all()
-                        .add(audit_log::Column::Entity.eq("booking"))
+                        .add(audit_log::Column::Entity.is_in(["booking", "class_seat"]))
                         .add(audit_log::Column::EntityId.is_in(bookings)),
                 ),
         )
@@ -233,6 +251,20 @@ pub async fn erase(
         .exec(conn)
         .await?
         .rows_affected;
+    // A seat's notes and cancellation reason are the patient's words too.
+    class_seat::Entity::update_many()
+        .col_expr(class_seat::Column::Notes, Expr::value(""))
+        .col_expr(
+            class_seat::Column::CancelReason,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            class_seat::Column::ManageTokenHash,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(class_seat::Column::PatientId.eq(patient.id))
+        .exec(conn)
+        .await?;
     if !appointment_ids.is_empty() {
         appointment_event::Entity::update_many()
             .col_expr(
@@ -332,26 +364,53 @@ pub async fn scrub_erased_mail(conn: &impl ConnectionTrait, limit: u64) -> Resul
             ),
         )
         .to_owned();
+    let erased_seats = Query::select()
+        .column(class_seat::Column::Id)
+        .from(class_seat::Entity)
+        .and_where(
+            Expr::col(class_seat::Column::PatientId).in_subquery(
+                Query::select()
+                    .column(patient::Column::Id)
+                    .from(patient::Entity)
+                    .and_where(Expr::col(patient::Column::ErasedAt).is_not_null())
+                    .to_owned(),
+            ),
+        )
+        .to_owned();
     let rows: Vec<(Uuid, Option<Uuid>)> = outbox_message::Entity::find()
         .select_only()
         .column(outbox_message::Column::Id)
         .column(outbox_message::Column::AppointmentId)
         .filter(outbox_message::Column::Status.is_in([outbox::SENT, outbox::DEAD]))
         .filter(outbox_message::Column::Subject.ne(ERASED_TEXT))
-        .filter(outbox_message::Column::AppointmentId.in_subquery(erased_appointments))
+        .filter(
+            Condition::any()
+                .add(outbox_message::Column::AppointmentId.in_subquery(erased_appointments))
+                .add(outbox_message::Column::AppointmentId.in_subquery(erased_seats)),
+        )
         .limit(limit)
         .into_tuple()
         .all(conn)
         .await?;
     let appointment_ids: Vec<Uuid> = rows.iter().filter_map(|(_, a)| *a).collect();
-    let owners: Vec<(Uuid, Uuid)> = appointment::Entity::find()
+    let mut owners: Vec<(Uuid, Uuid)> = appointment::Entity::find()
         .select_only()
         .column(appointment::Column::Id)
         .column(appointment::Column::PatientId)
-        .filter(appointment::Column::Id.is_in(appointment_ids))
+        .filter(appointment::Column::Id.is_in(appointment_ids.clone()))
         .into_tuple()
         .all(conn)
         .await?;
+    owners.extend(
+        class_seat::Entity::find()
+            .select_only()
+            .column(class_seat::Column::Id)
+            .column(class_seat::Column::PatientId)
+            .filter(class_seat::Column::Id.is_in(appointment_ids))
+            .into_tuple::<(Uuid, Uuid)>()
+            .all(conn)
+            .await?,
+    );
     let mut by_patient: std::collections::HashMap<Uuid, Vec<Uuid>> = Default::default();
     for (message, appointment) in rows {
         if let Some((_, patient)) = owners.iter().find(|(a, _)| Some(*a) == appointment) {

@@ -107,11 +107,12 @@ impl Writer {
             });
         };
         let (ticket, turn) = oneshot::channel();
-        queue
-            .send(ticket)
-            .await
-            .map_err(|_| DbErr::Custom("the database writer has stopped".into()))?;
+        // Counted before it can be taken, so the gauge never dips below the queue.
         crate::metrics::writer_queued(1);
+        if queue.send(ticket).await.is_err() {
+            crate::metrics::writer_queued(-1);
+            return Err(DbErr::Custom("the database writer has stopped".into()));
+        }
         let Turn {
             txn,
             done,
@@ -231,6 +232,7 @@ async fn run(db: DatabaseConnection, mut queue: mpsc::Receiver<Ticket>) {
                 // The first job's caller sees the error as a dropped turn; the next batch
                 // tries again.
                 tracing::warn!(error = %e, "the database writer could not begin a transaction");
+                crate::metrics::writer_queued(-1);
                 drop(first);
                 continue;
             }

@@ -8,9 +8,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use entity::webhook_delivery::{self, Column};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
-    DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
-    sea_query::Expr,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -18,34 +17,62 @@ use crate::store;
 
 use super::{DELIVERED, EventType, FAILED, PENDING};
 
-pub async fn insert(
+/// Writes one pending delivery of an event to an endpoint, only if the endpoint still exists
+/// and is active, checked by the same statement: the caller's list of subscribers may be a
+/// cached one (`subscribers`). Pass the transaction of the change. Returns whether it wrote.
+pub async fn insert_if_active(
     conn: &impl ConnectionTrait,
     endpoint_id: Uuid,
     event: EventType,
     webhook_id: &str,
     body: &str,
     now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    webhook_delivery::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        endpoint_id: Set(endpoint_id),
-        event_type: Set(event.as_str().to_string()),
-        webhook_id: Set(webhook_id.to_string()),
-        payload: Set(body.to_string()),
-        status: Set(PENDING.to_string()),
-        attempts: Set(0),
-        next_attempt_at: Set(now),
-        lease_until: Set(None),
-        last_status_code: Set(None),
-        last_error: Set(None),
-        last_attempt_at: Set(None),
-        last_duration_ms: Set(None),
-        created_at: Set(now),
-        delivered_at: Set(None),
-    }
-    .insert(conn)
-    .await?;
-    Ok(())
+) -> Result<bool, DbErr> {
+    let insert = insert_if_active_statement(endpoint_id, event, webhook_id, body, now)?;
+    Ok(conn.execute(&insert).await?.rows_affected() == 1)
+}
+
+/// The statement [`insert_if_active`] runs, for a caller that batches its writes.
+pub fn insert_if_active_statement(
+    endpoint_id: Uuid,
+    event: EventType,
+    webhook_id: &str,
+    body: &str,
+    now: DateTime<Utc>,
+) -> Result<sea_orm::sea_query::InsertStatement, DbErr> {
+    use entity::webhook_endpoint;
+    use sea_orm::sea_query::Query;
+    let endpoint = Query::select()
+        .expr(Expr::val(Uuid::new_v4()))
+        .column(webhook_endpoint::Column::Id)
+        .expr(Expr::val(event.as_str()))
+        .expr(Expr::val(webhook_id))
+        .expr(Expr::val(body))
+        .expr(Expr::val(PENDING))
+        .expr(Expr::val(0i32))
+        .expr(Expr::val(now))
+        .expr(Expr::val(now))
+        .from(webhook_endpoint::Entity)
+        .and_where(webhook_endpoint::Column::Id.eq(endpoint_id))
+        .and_where(webhook_endpoint::Column::Active.eq(true))
+        .to_owned();
+    let insert = Query::insert()
+        .into_table(webhook_delivery::Entity)
+        .columns([
+            Column::Id,
+            Column::EndpointId,
+            Column::EventType,
+            Column::WebhookId,
+            Column::Payload,
+            Column::Status,
+            Column::Attempts,
+            Column::NextAttemptAt,
+            Column::CreatedAt,
+        ])
+        .select_from(endpoint)
+        .map_err(|e| DbErr::Custom(e.to_string()))?
+        .to_owned();
+    Ok(insert)
 }
 
 /// Claims up to `limit` pending deliveries of active endpoints that are due at `now` and not

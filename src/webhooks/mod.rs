@@ -3,12 +3,14 @@
 //! subscribed endpoint with a signature, retrying on a fixed schedule.
 //!
 //! Files: `signing` (secrets and signatures), `target` (which addresses may be contacted),
-//! `client` (one HTTP attempt), `endpoints` and `deliveries` (tables), `worker` (the loop).
+//! `client` (one HTTP attempt), `endpoints` and `deliveries` (tables), `subscribers` (who
+//! subscribes to what, cached for the booking write slot), `worker` (the loop).
 
 pub mod client;
 pub mod deliveries;
 pub mod endpoints;
 pub mod signing;
+pub mod subscribers;
 pub mod target;
 pub mod worker;
 
@@ -85,22 +87,68 @@ pub async fn emit(
         .await?
         .into_iter()
         .filter(|e| endpoints::events_of(e).contains(&event))
+        .map(|e| e.id)
         .collect();
+    emit_to(conn, &subscribed, now, event, data).await
+}
+
+/// `emit` to endpoints found subscribed (perhaps from `subscribers`' copy): each delivery is
+/// written only if its endpoint is still active when the row goes in.
+pub async fn emit_to(
+    conn: &impl ConnectionTrait,
+    subscribed: &[uuid::Uuid],
+    now: DateTime<Utc>,
+    event: EventType,
+    data: serde_json::Value,
+) -> Result<u64, DbErr> {
     if subscribed.is_empty() {
         return Ok(0);
     }
-    let body = serde_json::json!({
+    let body = event_body(now, event, data);
+    // One message id per event: an endpoint sees the same id on every retry and replay.
+    let webhook_id = new_webhook_id();
+    let mut written = 0;
+    for endpoint in subscribed {
+        if deliveries::insert_if_active(conn, *endpoint, event, &webhook_id, &body, now).await? {
+            written += 1;
+        }
+    }
+    Ok(written)
+}
+
+/// What [`emit_to`] runs, for a caller that batches its writes.
+pub fn delivery_inserts(
+    subscribed: &[uuid::Uuid],
+    now: DateTime<Utc>,
+    event: EventType,
+    data: serde_json::Value,
+) -> Result<Vec<sea_orm::sea_query::InsertStatement>, DbErr> {
+    if subscribed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let body = event_body(now, event, data);
+    let webhook_id = new_webhook_id();
+    subscribed
+        .iter()
+        .map(|endpoint| {
+            deliveries::insert_if_active_statement(*endpoint, event, &webhook_id, &body, now)
+        })
+        .collect()
+}
+
+/// The signed body of an event: its type, time and data.
+pub fn event_body(now: DateTime<Utc>, event: EventType, data: serde_json::Value) -> String {
+    serde_json::json!({
         "type": event.as_str(),
         "timestamp": now.to_rfc3339_opts(SecondsFormat::Millis, true),
         "data": data,
     })
-    .to_string();
-    // One message id per event: an endpoint sees the same id on every retry and replay.
-    let webhook_id = format!("msg_{}", uuid::Uuid::new_v4().simple());
-    for endpoint in &subscribed {
-        deliveries::insert(conn, endpoint.id, event, &webhook_id, &body, now).await?;
-    }
-    Ok(subscribed.len() as u64)
+    .to_string()
+}
+
+/// A fresh message id: one per event, the same for every endpoint and every retry.
+pub fn new_webhook_id() -> String {
+    format!("msg_{}", uuid::Uuid::new_v4().simple())
 }
 
 /// `emit` for a booking event, with the booking's ids, reference, times and status.
@@ -140,4 +188,31 @@ pub async fn emit_enquiry(
         "topic": enquiry.topic,
     });
     emit(conn, now, EventType::EnquiryReceived, data).await
+}
+
+/// `emit` of a seat event (`class_seat.booked`, `class_seat.cancelled`): the seat's id, its
+/// class, reference and status.
+pub async fn emit_seat(
+    conn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    event: EventType,
+    seat: &entity::class_seat::Model,
+) -> Result<u64, DbErr> {
+    let data = serde_json::json!({
+        "seat_id": seat.id,
+        "class_id": seat.class_session_id,
+        "reference": seat.reference,
+        "status": seat.status,
+    });
+    emit(conn, now, event, data).await
+}
+
+/// `emit` of `class.cancelled`: the class's id and status.
+pub async fn emit_class_cancelled(
+    conn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    session: &entity::class_session::Model,
+) -> Result<u64, DbErr> {
+    let data = serde_json::json!({ "class_id": session.id, "status": session.status });
+    emit(conn, now, EventType::ClassCancelled, data).await
 }

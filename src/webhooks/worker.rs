@@ -120,6 +120,7 @@ async fn deliver(
         }
         Some(410) => {
             endpoints::disable(&state.db, endpoint.id, GONE_REASON, attempt.at).await?;
+            state.webhook_subscribers.forget();
             deliveries::mark_failed(
                 &state.db,
                 row,

@@ -136,6 +136,7 @@ async fn every_staff_route_answers_each_role_as_designed() {
         w.user.clone(),
     );
     let (webhook, doomed_webhook, delivery) = webhooks(&app, &w.admin).await;
+    let c = classes(&app, &w.admin, &theirs).await;
     let day = in_days(3);
     let start_of = |i: usize| format!("{}T0{}:00:00+00:00", in_days(10 + i as i64), i % 3 + 6);
     let routes = vec![
@@ -352,6 +353,78 @@ async fn every_staff_route_answers_each_role_as_designed() {
             "/api/v1/staff/audit".into(),
             [200, 403, 403, 401],
         ),
+        // Classes: admin and reception manage; practitioners see their own sessions only.
+        route(
+            Method::GET,
+            format!("/api/v1/staff/classes?from={day}&to={day}"),
+            [200, 200, 200, 401],
+        ),
+        with_body(
+            Method::POST,
+            "/api/v1/staff/classes".into(),
+            {
+                let (svc, theirs) = (c.service.clone(), theirs.clone());
+                move |i| {
+                    json!({ "service_id": svc, "practitioner_id": theirs,
+                            "starts_at": format!("{}T07:00:00Z", in_days(40 + i as i64)) })
+                }
+            },
+            [201, 201, 403, 401],
+        ),
+        route(
+            Method::GET,
+            format!("/api/v1/staff/classes/{}", c.class),
+            [200, 200, 404, 401],
+        ),
+        with_body(
+            Method::PATCH,
+            format!("/api/v1/staff/classes/{}", c.class),
+            |i| json!({ "capacity": 12 + i % 3 }),
+            [200, 200, 403, 401],
+        ),
+        with_body(
+            Method::POST,
+            format!("/api/v1/staff/classes/{}/seats", c.class),
+            |i| json!({ "patient": { "name": "Class Patient", "email": format!("class{i}@example.com") } }),
+            [201, 201, 403, 401],
+        ),
+        with_body(
+            Method::POST,
+            format!("/api/v1/staff/seats/{}/attendance", c.seat),
+            |_| json!({ "status": "attended" }),
+            [200, 200, 404, 401],
+        ),
+        with_body(
+            Method::POST,
+            format!("/api/v1/staff/seats/{}/cancel", c.other_seat),
+            |_| json!({ "reason": "phoned" }),
+            [200, 200, 403, 401],
+        ),
+        with_body(
+            Method::POST,
+            "/api/v1/staff/class-series".into(),
+            {
+                let (svc, theirs) = (c.service.clone(), theirs.clone());
+                move |i| {
+                    json!({ "service_id": svc, "practitioner_id": theirs, "weekday": "sunday",
+                            "start": format!("0{}:00", i % 3 + 6),
+                            "valid_from": in_days(100), "valid_until": in_days(120) })
+                }
+            },
+            [201, 201, 403, 401],
+        ),
+        with_body(
+            Method::PATCH,
+            format!("/api/v1/staff/class-series/{}", c.series),
+            |_| json!({ "valid_until": in_days(85) }),
+            [200, 200, 403, 401],
+        ),
+        with_body(
+            Method::POST,
+            format!("/api/v1/staff/classes/{}/cancel", c.doomed),
+            |_| json!({ "reason": "Instructor ill" }),
+            [200, 200, 403, 401],
+        ),
         // Webhooks: admin only.
         route(
             Method::GET,
@@ -424,6 +497,50 @@ async fn every_staff_route_answers_each_role_as_designed() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The class objects of the matrix, all taught by `theirs`.
+struct Classes {
+    service: String,
+    /// A session with a seat to mark attended and another to cancel.
+    class: String,
+    seat: String,
+    other_seat: String,
+    /// A session to cancel.
+    doomed: String,
+    series: String,
+}
+
+async fn classes(app: &TestApp, admin: &str, theirs: &str) -> Classes {
+    let service = crate::classes::class_service(app, admin, theirs, 10).await;
+    let class = crate::classes::class_at(app, admin, &service, theirs, 30, None).await;
+    let doomed = crate::classes::class_at(app, admin, &service, theirs, 31, None).await;
+    let mut seats = Vec::new();
+    for email in ["first.seat@example.com", "second.seat@example.com"] {
+        let reply = crate::classes::book_seat(app, &class, email).await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        seats.push(reply.body["seat"]["id"].as_str().expect("seat").to_string());
+    }
+    let series = app
+        .post_as(
+            admin,
+            "/api/v1/staff/class-series",
+            json!({ "service_id": service, "practitioner_id": theirs, "weekday": "saturday",
+                    "start": "07:30", "valid_from": in_days(70), "valid_until": in_days(100) }),
+        )
+        .await;
+    assert_eq!(series.status, 201, "{}", series.body);
+    Classes {
+        service,
+        class,
+        seat: seats.remove(0),
+        other_seat: seats.remove(0),
+        doomed,
+        series: series.body["series_id"]
+            .as_str()
+            .expect("series")
+            .to_string(),
+    }
 }
 
 /// Two webhook endpoints (one to delete) and a delivery of the first: (endpoint, the one to

@@ -55,6 +55,7 @@ async fn booking_at(app: &TestApp, start: DateTime<Utc>) -> BookingEmail {
         max_advance_days: Set(None),
         cancel_notice_hours: Set(None),
         reschedule_notice_hours: Set(None),
+        capacity: Set(1),
         created_at: Set(now),
         updated_at: Set(now),
     }

@@ -305,3 +305,79 @@ async fn erasure_leaves_no_personal_data_in_any_table() {
     assert_eq!(detail.body["name"], "Erased patient");
     let _: Value = detail.body;
 }
+
+#[tokio::test]
+async fn erasure_cancels_future_seats_and_leaves_nothing_of_them() {
+    let app = crate::helpers::spawn_app().await;
+    let admin = app.admin_token().await;
+    let instructor = app.create_practitioner(&admin, "Pia Pilates").await;
+    let service = crate::classes::class_service(&app, &admin, &instructor, 10).await;
+    let class = crate::classes::class_at(&app, &admin, &service, &instructor, 5, None).await;
+    let other = crate::classes::class_at(&app, &admin, &service, &instructor, 6, None).await;
+    let seat = |class: &str, key: &str| {
+        app.client
+            .post(app.url(&format!("/api/v1/classes/{class}/seats")))
+            .header("Idempotency-Key", key.to_string())
+            .json(
+                &json!({ "patient": { "name": NAME, "email": EMAIL, "phone": PHONE },
+                           "notes": BOOKING_NOTE,
+                           "consent": { "privacy": true, "marketing": false } }),
+            )
+            .send()
+    };
+    let kept = Reply::from_response(seat(&class, "erasure-seat-1").await.expect("sent")).await;
+    assert_eq!(kept.status, 201, "{}", kept.body);
+    let dropped = Reply::from_response(seat(&other, "erasure-seat-2").await.expect("sent")).await;
+    assert_eq!(dropped.status, 201, "{}", dropped.body);
+    let token = dropped.body["manage_token"].as_str().expect("token");
+    let reply = app
+        .post(
+            &format!("/api/v1/manage/{token}/cancel"),
+            json!({ "reason": ENQUIRY }),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let list = app
+        .get_as(&admin, &format!("/api/v1/staff/patients?q={EMAIL}"))
+        .await;
+    let patient_id = list.body["items"][0]["id"]
+        .as_str()
+        .expect("patient")
+        .to_string();
+    let export = app
+        .get_as(
+            &admin,
+            &format!("/api/v1/staff/patients/{patient_id}/export"),
+        )
+        .await;
+    assert_eq!(export.status, 200, "{}", export.body);
+    assert_eq!(export.body["seats"].as_array().map(Vec::len), Some(2));
+    let text = export.body.to_string();
+    for piece in [BOOKING_NOTE, ENQUIRY, PHONE] {
+        assert!(text.contains(piece), "{piece} missing from the export");
+    }
+    let erased = app
+        .post_as(
+            &admin,
+            &format!("/api/v1/staff/patients/{patient_id}/erase"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(erased.status, 200, "{}", erased.body);
+    assert_eq!(
+        erased.body["cancelled_bookings"],
+        json!([kept.body["seat"]["reference"]])
+    );
+    // The place is free again, and the patient was told before their address went.
+    let roster = app
+        .get_as(&admin, &format!("/api/v1/staff/classes/{class}"))
+        .await;
+    assert_eq!(roster.body["seats_left"], 10, "{}", roster.body);
+    assert_eq!(roster.body["seats"][0]["status"], "cancelled");
+    deliver_everything(&app).await;
+    retention::purge(&app.state, Utc::now())
+        .await
+        .expect("purge");
+    let left = leftovers(&app).await;
+    assert!(left.is_empty(), "{}", left.join("\n"));
+}

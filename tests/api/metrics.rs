@@ -40,7 +40,7 @@ fn body(service: &str, start: &str, email: &str) -> Value {
 #[tokio::test]
 async fn metrics_count_booking_outcomes_and_time_requests_by_route() {
     let app = spawn_app_with(|s| s.rate_limit.enabled = false).await;
-    let (_, _, service) = clinic_with_one_practitioner(&app).await;
+    let (admin, practitioner, service) = clinic_with_one_practitioner(&app).await;
     let d = in_days(4);
     let free = starts(&slots(&app, &format!("service_id={service}&from={d}&to={d}")).await);
     assert!(free.len() >= 13, "{free:?}");
@@ -88,15 +88,34 @@ async fn metrics_count_booking_outcomes_and_time_requests_by_route() {
         )
         .await;
     assert_eq!(reply.status, 422, "{off_grid}");
+    // A booking taken by staff is a booking too, and so is their attempt at a taken slot.
+    let reply = app
+        .post_as(
+            &admin,
+            "/api/v1/staff/bookings",
+            json!({ "service_id": service, "practitioner_id": practitioner, "start": free[12],
+                    "patient": { "name": "Desk Booking" } }),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let reply = app
+        .post_as(
+            &admin,
+            "/api/v1/staff/bookings",
+            json!({ "service_id": service, "practitioner_id": practitioner, "start": free[12],
+                    "patient": { "name": "Desk Booking" } }),
+        )
+        .await;
+    reply.assert_problem(409, "slot_unavailable");
 
     let after = metrics_text(&app).await;
     let delta = |series: &str| value(&after, series) - value(&before, series);
     assert!(
-        delta("frontdesk_bookings_total{outcome=\"confirmed\"}") >= 3.0,
+        delta("frontdesk_bookings_total{outcome=\"confirmed\"}") >= 4.0,
         "{after}"
     );
     assert!(
-        delta("frontdesk_bookings_total{outcome=\"conflict\"}") >= 2.0,
+        delta("frontdesk_bookings_total{outcome=\"conflict\"}") >= 3.0,
         "{after}"
     );
     assert!(

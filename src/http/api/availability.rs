@@ -91,6 +91,8 @@ impl AvailabilityApi {
         .await?
         .ok_or_else(|| ApiError::not_found("service"))?;
         let ids = match practitioner_id {
+            // A class is booked by seats in its sessions (`/classes`), never by slot.
+            _ if inputs.service.capacity > 1 => Vec::new(),
             None => inputs.practitioner_ids.clone(),
             Some(pid) if inputs.practitioner_ids.contains(&pid) => vec![pid],
             Some(_) => {

@@ -33,8 +33,15 @@ use crate::{
     store,
 };
 
-use super::ApiTags;
-use crate::http::client::ClientAddr;
+use super::{
+    ApiTags,
+    classes::{Seat, class_problem, public_seat_object},
+};
+use crate::{
+    classes::{self, SeatDetails},
+    domain::classes::SeatStatus,
+    http::client::ClientAddr,
+};
 
 pub struct BookingsApi {
     pub state: Arc<AppState>,
@@ -122,7 +129,7 @@ pub fn public_booking_object(d: &BookingDetails, tz: chrono_tz::Tz) -> Booking {
     booking
 }
 
-fn short_name(name: &str) -> String {
+pub(super) fn short_name(name: &str) -> String {
     let mut words = name.split_whitespace();
     match (words.next(), words.next_back()) {
         (Some(first), Some(last)) => {
@@ -178,11 +185,18 @@ pub enum BookingCreatedResponse {
     Created(Json<BookingCreated>, #[oai(header = "Location")] String),
 }
 
-/// A booking seen through its manage link.
+/// A booking or a class seat seen through its manage link: exactly one of `booking` and
+/// `seat` is present, the other absent.
 #[derive(Debug, Object)]
 pub struct ManagedBooking {
-    pub booking: Booking,
+    /// The booking, when the link is a booking's; absent for a seat.
+    #[oai(skip_serializing_if_is_none)]
+    pub booking: Option<Booking>,
+    /// The class seat, when the link is a seat's; absent for a booking.
+    #[oai(skip_serializing_if_is_none)]
+    pub seat: Option<Seat>,
     pub can_cancel: bool,
+    /// Always false for a seat: a patient moves by cancelling and booking another session.
     pub can_reschedule: bool,
     /// The last moment the patient may cancel online.
     pub cancel_deadline: String,
@@ -191,6 +205,17 @@ pub struct ManagedBooking {
 #[derive(Debug, Object)]
 pub struct BookingEnvelope {
     pub booking: Booking,
+}
+
+/// A cancellation through a manage link: exactly one of `booking` and `seat` is present.
+#[derive(Debug, Object)]
+pub struct ManagedEnvelope {
+    /// The booking, when the link is a booking's; absent for a seat.
+    #[oai(skip_serializing_if_is_none)]
+    pub booking: Option<Booking>,
+    /// The class seat, when the link is a seat's; absent for a booking.
+    #[oai(skip_serializing_if_is_none)]
+    pub seat: Option<Seat>,
 }
 
 #[derive(Debug, Object)]
@@ -244,6 +269,11 @@ pub fn booking_problem(err: BookingError, clinic_phone: &str) -> ApiError {
             "Not available",
             "That practitioner does not offer this service online.",
         ),
+        BookingError::ClassService => ApiError::rule(
+            "outside_availability",
+            "Not available",
+            "This service is a group class: book a seat in one of its sessions instead.",
+        ),
         BookingError::ServiceUnavailable => ApiError::rule(
             "outside_availability",
             "Not available",
@@ -275,11 +305,36 @@ pub fn booking_problem(err: BookingError, clinic_phone: &str) -> ApiError {
     }
 }
 
+/// What a manage token opens: a booking or a class seat.
+enum Managed {
+    Booking(Box<BookingDetails>),
+    Seat(Box<SeatDetails>),
+}
+
 impl BookingsApi {
-    async fn by_token(&self, token: &str) -> ApiResult<BookingDetails> {
-        booking::find_by_token(&self.state, token)
+    async fn by_token(&self, token: &str) -> ApiResult<Managed> {
+        if let Some(d) = booking::find_by_token(&self.state, token).await? {
+            return Ok(Managed::Booking(Box::new(d)));
+        }
+        classes::find_seat_by_token(&self.state, token)
             .await?
+            .map(|s| Managed::Seat(Box::new(s)))
             .ok_or_else(|| ApiError::not_found("booking"))
+    }
+
+    fn managed_seat(&self, d: &SeatDetails) -> ManagedBooking {
+        let now = Utc::now();
+        let start = d.class.session.starts_at;
+        let hours = booking::notice_hours(&self.state, &d.class.service, false);
+        ManagedBooking {
+            booking: None,
+            seat: Some(public_seat_object(d, self.state.tz)),
+            can_cancel: d.seat.status == SeatStatus::Confirmed.as_str()
+                && now <= change_deadline(start, hours),
+            can_reschedule: false,
+            cancel_deadline: change_deadline(start, hours)
+                .to_rfc3339_opts(SecondsFormat::Secs, true),
+        }
     }
 
     fn phone(&self) -> &str {
@@ -294,7 +349,8 @@ impl BookingsApi {
         let cancel_hours = booking::notice_hours(&self.state, &d.service, false);
         let move_hours = booking::notice_hours(&self.state, &d.service, true);
         ManagedBooking {
-            booking: public_booking_object(d, self.state.tz),
+            booking: Some(public_booking_object(d, self.state.tz)),
+            seat: None,
             can_cancel: patient_may_change(status, start, cancel_hours, now),
             can_reschedule: patient_may_change(status, start, move_hours, now),
             cancel_deadline: change_deadline(start, cancel_hours)
@@ -406,22 +462,25 @@ impl BookingsApi {
         ))
     }
 
-    /// The booking a manage link opens.
+    /// The booking or class seat a manage link opens (exactly one of `booking` and `seat`).
     #[oai(path = "/manage/:token", method = "get")]
     async fn manage(&self, token: Path<String>) -> ApiResult<Json<ManagedBooking>> {
-        let d = self.by_token(&token).await?;
-        Ok(Json(self.managed(&d)))
+        Ok(Json(match self.by_token(&token).await? {
+            Managed::Booking(d) => self.managed(&d),
+            Managed::Seat(d) => self.managed_seat(&d),
+        }))
     }
 
-    /// Cancels the booking (up to `cancel_notice_hours` before the start). Cancelling again
-    /// answers 200 with the same state.
+    /// Cancels the booking or class seat (up to `cancel_notice_hours` before the start).
+    /// Cancelling again answers 200 with the same state. The answer holds exactly one of
+    /// `booking` and `seat`; a seat's cancellation frees exactly that seat.
     #[oai(path = "/manage/:token/cancel", method = "post")]
     async fn cancel(
         &self,
         token: Path<String>,
         body: Json<CancelRequest>,
         client: ClientAddr,
-    ) -> ApiResult<Json<BookingEnvelope>> {
+    ) -> ApiResult<Json<ManagedEnvelope>> {
         self.state.limits.check(Limit::Bookings, client.0)?;
         let reason = match body
             .0
@@ -433,7 +492,18 @@ impl BookingsApi {
             Some(r) => Some(crate::domain::text::multi_line("reason", r, 500)?),
             None => None,
         };
-        let d = self.by_token(&token).await?;
+        let d = match self.by_token(&token).await? {
+            Managed::Booking(d) => d,
+            Managed::Seat(seat) => {
+                let d = classes::cancel_seat(&self.state, seat.seat.id, Actor::Patient, reason)
+                    .await
+                    .map_err(|e| class_problem(e, self.phone()))?;
+                return Ok(Json(ManagedEnvelope {
+                    booking: None,
+                    seat: Some(public_seat_object(&d, self.state.tz)),
+                }));
+            }
+        };
         let d = booking::cancel(
             &self.state,
             d.appointment.id,
@@ -443,13 +513,15 @@ impl BookingsApi {
         )
         .await
         .map_err(|e| booking_problem(e, self.phone()))?;
-        Ok(Json(BookingEnvelope {
-            booking: public_booking_object(&d, self.state.tz),
+        Ok(Json(ManagedEnvelope {
+            booking: Some(public_booking_object(&d, self.state.tz)),
+            seat: None,
         }))
     }
 
     /// Moves the booking to another free slot of the same service (up to
     /// `reschedule_notice_hours` before the current start). Reference and id stay the same.
+    /// A class seat cannot be moved (422 `not_reschedulable`).
     #[oai(path = "/manage/:token/reschedule", method = "post")]
     async fn reschedule(
         &self,
@@ -459,7 +531,16 @@ impl BookingsApi {
     ) -> ApiResult<Json<BookingEnvelope>> {
         self.state.limits.check(Limit::Bookings, client.0)?;
         let start = parse_start("start", &body.0.start)?;
-        let d = self.by_token(&token).await?;
+        let d = match self.by_token(&token).await? {
+            Managed::Booking(d) => d,
+            Managed::Seat(_) => {
+                return Err(ApiError::rule(
+                    "not_reschedulable",
+                    "Cannot be moved",
+                    "A class place cannot be moved: cancel it and book another session.",
+                ));
+            }
+        };
         let d = booking::reschedule(
             &self.state,
             d.appointment.id,

@@ -32,6 +32,9 @@ pub struct Service {
     pub buffer_after_minutes: u32,
     /// Price in pence (GBP).
     pub price_pence: u32,
+    /// 1 for a one-to-one service (booked through `/availability`); more for a group class,
+    /// booked by seats in its sessions (`/classes`).
+    pub capacity: u32,
     /// Practitioners who offer it and can be booked online.
     pub practitioner_ids: Vec<Uuid>,
 }
@@ -65,6 +68,7 @@ pub fn service_object(s: service::Model, practitioner_ids: Vec<Uuid>) -> Service
         buffer_before_minutes: to_u32(s.buffer_before_minutes),
         buffer_after_minutes: to_u32(s.buffer_after_minutes),
         price_pence: to_u32(s.price_pence),
+        capacity: to_u32(s.capacity),
         practitioner_ids,
     }
 }

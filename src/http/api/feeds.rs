@@ -52,8 +52,9 @@ pub struct FeedLink {
 
 #[derive(ApiResponse)]
 pub enum FeedBody {
-    /// The practitioner's appointments from 30 days ago to a year ahead (cancelled ones with
-    /// `STATUS:CANCELLED`), their time off and the clinic's closures, as RFC 5545.
+    /// The practitioner's appointments and class sessions from 30 days ago to a year ahead
+    /// (cancelled ones with `STATUS:CANCELLED`), their time off and the clinic's closures,
+    /// as RFC 5545.
     #[oai(status = 200, content_type = "text/calendar; charset=utf-8")]
     Calendar(PlainText<String>, #[oai(header = "Cache-Control")] String),
 }
@@ -158,6 +159,8 @@ impl FeedsApi {
             store::calendar::appointments_between(db, Some(&ids), from, until, true).await?;
         let time_off = schedule_store::time_off_between(db, &ids, from, until).await?;
         let closures = schedule_store::closures_between(db, from, until).await?;
+        let sessions = store::classes::sessions_between(db, from, until, Some(&ids), None).await?;
+        let sessions = crate::classes::sessions_details(db, sessions).await?;
 
         let mut events: Vec<FeedEvent> = appointments
             .iter()
@@ -178,6 +181,19 @@ impl FeedsApi {
                 cancelled: a.status == "cancelled",
             })
             .collect();
+        events.extend(sessions.iter().map(|d| FeedEvent {
+            uid: ical::class_uid(d.session.id),
+            sequence: d.session.sequence,
+            stamp: d.session.updated_at,
+            start: d.session.starts_at,
+            end: d.session.ends_at,
+            summary: format!("{} — class", d.service.name),
+            description: format!(
+                "Group class: {} of {} places booked.",
+                d.session.seats_taken, d.session.capacity
+            ),
+            cancelled: d.session.status == "cancelled",
+        }));
         events.extend(time_off.into_iter().map(|t| FeedEvent {
             uid: ical::time_off_uid(t.id),
             sequence: 0,

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod availability;
 pub mod bookings;
 pub mod catalogue;
+pub mod classes;
 pub mod clinic;
 pub mod enquiries;
 pub mod feeds;
@@ -12,6 +13,7 @@ pub mod ops;
 pub mod slot_json;
 pub mod staff_bookings;
 pub mod staff_calendar;
+pub mod staff_classes;
 pub mod staff_outbox;
 pub mod staff_patients;
 pub mod staff_practitioners;
@@ -46,6 +48,8 @@ pub enum ApiTags {
     StaffCatalogue,
     /// Staff management of working hours, time off and closures.
     StaffSchedule,
+    /// Group classes: sessions, weekly series, rosters, seats and attendance.
+    StaffClasses,
     /// The staff calendar and the practitioners' iCalendar feeds.
     Calendar,
     /// Patient records: search, booking history, subject access export and erasure.
@@ -69,6 +73,7 @@ pub type PublicApis = (
     catalogue::CatalogueApi,
     availability::AvailabilityApi,
     bookings::BookingsApi,
+    classes::ClassesApi,
     enquiries::EnquiriesApi,
     feeds::FeedsApi,
     auth::AuthApi,
@@ -85,6 +90,7 @@ pub type StaffApis = (
     staff_patients::StaffPatientsApi,
     staff_webhooks::StaffWebhooksApi,
     staff_series::StaffSeriesApi,
+    staff_classes::StaffClassesApi,
 );
 
 pub fn apis(state: &Arc<AppState>) -> Apis {
@@ -96,6 +102,7 @@ pub fn apis(state: &Arc<AppState>) -> Apis {
             catalogue::CatalogueApi { state: s() },
             availability::AvailabilityApi { state: s() },
             bookings::BookingsApi { state: s() },
+            classes::ClassesApi { state: s() },
             enquiries::EnquiriesApi { state: s() },
             feeds::FeedsApi { state: s() },
             auth::AuthApi { state: s() },
@@ -111,6 +118,7 @@ pub fn apis(state: &Arc<AppState>) -> Apis {
             staff_patients::StaffPatientsApi { state: s() },
             staff_webhooks::StaffWebhooksApi { state: s() },
             staff_series::StaffSeriesApi { state: s() },
+            staff_classes::StaffClassesApi { state: s() },
         ),
     )
 }

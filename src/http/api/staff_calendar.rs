@@ -72,6 +72,25 @@ pub struct CalendarEntry {
     pub series_id: Option<Uuid>,
 }
 
+/// A class session the practitioner teaches, with its seat counts.
+#[derive(Debug, Object)]
+pub struct CalendarClass {
+    pub id: Uuid,
+    /// scheduled or cancelled.
+    pub status: String,
+    /// RFC 3339 in UTC (`Z`).
+    pub start: String,
+    pub end: String,
+    /// Start and end in the clinic's time zone, with its offset.
+    pub local_start: String,
+    pub local_end: String,
+    pub service: NamedRef,
+    pub capacity: u32,
+    /// Confirmed, attended and no-show seats.
+    pub seats_taken: u32,
+    pub seats_left: u32,
+}
+
 /// A blocked period: a practitioner's time off or a clinic closure.
 #[derive(Debug, Object)]
 pub struct BlockedPeriod {
@@ -94,6 +113,9 @@ pub struct PractitionerCalendar {
     pub working: Vec<WorkingPeriod>,
     /// Appointments overlapping the range, by start.
     pub appointments: Vec<CalendarEntry>,
+    /// Class sessions they teach starting in the range, by start (cancelled ones only with
+    /// `include_cancelled`).
+    pub classes: Vec<CalendarClass>,
     /// Time off overlapping the range, by start.
     pub time_off: Vec<BlockedPeriod>,
 }
@@ -137,6 +159,26 @@ fn entry(a: CalendarAppointment, tz: Tz) -> CalendarEntry {
             name: a.patient_name,
         },
         series_id: a.series_id,
+    }
+}
+
+fn class_entry(d: &crate::classes::SessionDetails, tz: Tz) -> CalendarClass {
+    let count = |v: i32| u32::try_from(v).unwrap_or(0);
+    let s = &d.session;
+    CalendarClass {
+        id: s.id,
+        status: s.status.clone(),
+        start: utc(s.starts_at),
+        end: utc(s.ends_at),
+        local_start: local(s.starts_at, tz),
+        local_end: local(s.ends_at, tz),
+        service: NamedRef {
+            id: d.service.id,
+            name: d.service.name.clone(),
+        },
+        capacity: count(s.capacity),
+        seats_taken: count(s.seats_taken),
+        seats_left: count(d.seats_left()),
     }
 }
 
@@ -187,7 +229,8 @@ fn scope(staff: &Staff, asked: Option<Uuid>) -> ApiResult<Option<Uuid>> {
 impl StaffCalendarApi {
     /// The calendar of local dates `from..=to` (inclusive, at most 31 days): for each
     /// practitioner their working intervals (expanded to instants per date, DST-correct),
-    /// appointments with service and patient name, and time off; and the clinic's closures.
+    /// appointments with service and patient name, the class sessions they teach with seat
+    /// counts, and time off; and the clinic's closures.
     /// Admin and reception see every active practitioner (plus inactive ones who still have
     /// appointments in the range) or the one asked for; practitioners see only themselves.
     #[oai(path = "/calendar", method = "get")]
@@ -242,6 +285,15 @@ impl StaffCalendarApi {
             .filter(|p| target.is_some() || p.active || booked.contains(&p.id))
             .collect();
         let ids: Vec<Uuid> = team.iter().map(|p| p.id).collect();
+        let sessions =
+            crate::store::classes::sessions_between(db, span_from, span_until, Some(&ids), None)
+                .await?;
+        let sessions: Vec<crate::classes::SessionDetails> =
+            crate::classes::sessions_details(db, sessions)
+                .await?
+                .into_iter()
+                .filter(|d| include_cancelled || d.session.status != "cancelled")
+                .collect();
         let week_rows = schedule_store::working_hours_of(db, &ids).await?;
         let time_off = schedule_store::time_off_between(db, &ids, span_from, span_until).await?;
         let closures = schedule_store::closures_between(db, span_from, span_until).await?;
@@ -269,6 +321,11 @@ impl StaffCalendarApi {
                         .iter()
                         .filter(|a| a.practitioner_id == p.id)
                         .map(|a| entry(a.clone(), tz))
+                        .collect(),
+                    classes: sessions
+                        .iter()
+                        .filter(|d| d.session.practitioner_id == p.id)
+                        .map(|d| class_entry(d, tz))
                         .collect(),
                     time_off: time_off
                         .iter()

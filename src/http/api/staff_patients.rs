@@ -36,6 +36,7 @@ use crate::{
 use super::{
     ApiTags,
     bookings::{Booking, booking_object, booking_problem},
+    classes::{Seat, class_problem, seat_object},
     enquiries::EnquiryNote,
     path_id,
 };
@@ -178,6 +179,18 @@ pub struct ExportedAppointment {
     pub events: Vec<ExportedEvent>,
 }
 
+/// A class seat with everything stored about it.
+#[derive(Debug, Object)]
+pub struct ExportedSeat {
+    pub seat: Seat,
+    /// online, staff or waitlist.
+    pub source: String,
+    pub notes: String,
+    #[oai(nullable)]
+    pub cancel_reason: Option<String>,
+    pub updated_at: String,
+}
+
 /// An enquiry sent from the patient's email address.
 #[derive(Debug, Object)]
 pub struct ExportedEnquiry {
@@ -250,6 +263,8 @@ pub struct PatientExport {
     pub consents: Vec<PatientConsent>,
     /// Latest start first.
     pub appointments: Vec<ExportedAppointment>,
+    /// Class seats, newest first.
+    pub seats: Vec<ExportedSeat>,
     /// Enquiries sent from the patient's email address, oldest first.
     pub enquiries: Vec<ExportedEnquiry>,
     /// Emails to the patient or about their bookings, oldest first.
@@ -357,6 +372,7 @@ impl StaffPatientsApi {
             consents,
             appointments,
             events: history,
+            seats,
             enquiries,
             emails,
             audit,
@@ -385,6 +401,16 @@ impl StaffPatientsApi {
                 source: a.source,
                 cancel_reason: a.cancel_reason,
                 updated_at: utc(a.updated_at),
+            })
+            .collect();
+        let seats = seats
+            .into_iter()
+            .map(|d| ExportedSeat {
+                seat: seat_object(&d, self.state.tz),
+                source: d.seat.source,
+                notes: d.seat.notes,
+                cancel_reason: d.seat.cancel_reason,
+                updated_at: utc(d.seat.updated_at),
             })
             .collect();
         let enquiries = enquiries
@@ -459,6 +485,7 @@ impl StaffPatientsApi {
             },
             consents: consents.into_iter().map(consent_object).collect(),
             appointments,
+            seats,
             enquiries,
             emails,
             audit,
@@ -596,6 +623,7 @@ impl StaffPatientsApi {
                      try again.",
                 ),
                 ErasureError::Booking(e) => booking_problem(e, &self.state.settings.clinic.phone),
+                ErasureError::Class(e) => class_problem(e, &self.state.settings.clinic.phone),
                 ErasureError::Database(e) => ApiError::from(e),
             })?;
         Ok(Json(PatientErased {

@@ -15,7 +15,7 @@ use crate::{
     domain::{FieldError, catalogue::Role, text},
     http::{
         pagination::{Page, PageRequest},
-        problem::{ApiError, ApiResult, ProblemConflict},
+        problem::{ApiError, ApiResult, ClassConflict, ProblemConflict},
         security::StaffAuth,
     },
     schedule::{self, OnConflict, ScheduleError},
@@ -80,7 +80,7 @@ pub struct NewPeriod {
 pub struct TimeOffCreatedBody {
     #[oai(flatten)]
     pub time_off: TimeOff,
-    /// Ids of the bookings cancelled by `"on_conflict": "cancel"`.
+    /// Ids of the bookings, then of the class sessions, cancelled by `"on_conflict": "cancel"`.
     pub cancelled: Vec<Uuid>,
 }
 
@@ -89,7 +89,7 @@ pub struct TimeOffCreatedBody {
 pub struct ClosureCreatedBody {
     #[oai(flatten)]
     pub closure: Closure,
-    /// Ids of the bookings cancelled by `"on_conflict": "cancel"`.
+    /// Ids of the bookings, then of the class sessions, cancelled by `"on_conflict": "cancel"`.
     pub cancelled: Vec<Uuid>,
 }
 
@@ -153,7 +153,7 @@ fn parse_period(p: &NewPeriod) -> Result<schedule::NewPeriod, Vec<FieldError>> {
 fn schedule_problem(err: ScheduleError, clinic_phone: &str) -> ApiError {
     match err {
         ScheduleError::PractitionerNotFound => ApiError::not_found("practitioner"),
-        ScheduleError::Conflicts(conflicts) => ApiError::conflicts_with_bookings(
+        ScheduleError::Conflicts(conflicts, classes) => ApiError::conflicts_with_bookings(
             conflicts
                 .into_iter()
                 .map(|c| ProblemConflict {
@@ -163,7 +163,17 @@ fn schedule_problem(err: ScheduleError, clinic_phone: &str) -> ApiError {
                     practitioner_id: c.practitioner_id,
                 })
                 .collect(),
+            classes
+                .into_iter()
+                .map(|c| ClassConflict {
+                    class_id: c.class_id,
+                    start: c.start,
+                    practitioner_id: c.practitioner_id,
+                    seats_taken: u32::try_from(c.seats_taken).unwrap_or(0),
+                })
+                .collect(),
         ),
+        ScheduleError::Class(e) => super::classes::class_problem(e, clinic_phone),
         ScheduleError::Booking(e) => booking_problem(e, clinic_phone),
         ScheduleError::Database(e) => ApiError::from(e),
     }

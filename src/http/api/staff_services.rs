@@ -58,6 +58,8 @@ pub struct StaffService {
     pub buffer_before_minutes: u32,
     pub buffer_after_minutes: u32,
     pub price_pence: u32,
+    /// 1 for a one-to-one service; more for a group class booked by seats.
+    pub capacity: u32,
     /// All practitioners linked to the service (including inactive ones).
     pub practitioner_ids: Vec<Uuid>,
     pub active: bool,
@@ -85,6 +87,9 @@ pub struct NewService {
     #[oai(default)]
     pub buffer_after_minutes: u32,
     pub price_pence: u32,
+    /// 1 (default) for a one-to-one service; 2–500 for a group class booked by seats.
+    #[oai(default = "one")]
+    pub capacity: u32,
     #[oai(default = "yes")]
     pub active: bool,
     #[oai(default = "yes")]
@@ -100,6 +105,10 @@ fn yes() -> bool {
     true
 }
 
+fn one() -> u32 {
+    1
+}
+
 /// Fields to change; absent fields stay as they are, null resets an override.
 #[derive(Object)]
 pub struct ServicePatch {
@@ -111,6 +120,8 @@ pub struct ServicePatch {
     pub buffer_before_minutes: Option<u32>,
     pub buffer_after_minutes: Option<u32>,
     pub price_pence: Option<u32>,
+    /// 1–500; above 1 the service is a group class.
+    pub capacity: Option<u32>,
     pub active: Option<bool>,
     pub online_bookable: Option<bool>,
     #[oai(nullable)]
@@ -166,6 +177,7 @@ fn staff_service(s: service::Model, practitioner_ids: Vec<Uuid>) -> StaffService
         buffer_before_minutes: to_u32(s.buffer_before_minutes),
         buffer_after_minutes: to_u32(s.buffer_after_minutes),
         price_pence: to_u32(s.price_pence),
+        capacity: to_u32(s.capacity),
         practitioner_ids,
         active: s.active,
         online_bookable: s.online_bookable,
@@ -201,6 +213,12 @@ fn check_service(s: &service::Model) -> Vec<FieldError> {
     );
     range("buffer_after_minutes", Some(s.buffer_after_minutes), 0, 120);
     range("price_pence", Some(s.price_pence), 0, 1_000_000);
+    range(
+        "capacity",
+        Some(s.capacity),
+        1,
+        crate::domain::classes::MAX_CAPACITY,
+    );
     range("slot_step_minutes", s.slot_step_minutes, 5, 240);
     range(
         "policy.min_notice_minutes",
@@ -316,6 +334,7 @@ impl StaffServicesApi {
             buffer_before_minutes: to_i32(body.buffer_before_minutes),
             buffer_after_minutes: to_i32(body.buffer_after_minutes),
             price_pence: to_i32(body.price_pence),
+            capacity: to_i32(body.capacity),
             active: body.active,
             online_bookable: body.online_bookable,
             slot_step_minutes: opt_i32(body.slot_step_minutes),
@@ -406,6 +425,9 @@ impl StaffServicesApi {
         }
         if let Some(v) = patch.price_pence {
             s.price_pence = to_i32(v);
+        }
+        if let Some(v) = patch.capacity {
+            s.capacity = to_i32(v);
         }
         if let Some(v) = patch.active {
             s.active = v;

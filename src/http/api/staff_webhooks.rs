@@ -365,6 +365,7 @@ impl StaffWebhooksApi {
         )
         .await?;
         txn.commit().await?;
+        self.state.webhook_subscribers.forget();
         let location = format!("/api/v1/staff/webhooks/{}", row.id);
         Ok(WebhookCreatedResponse::Created(
             Json(WebhookEndpointCreated {
@@ -445,6 +446,7 @@ impl StaffWebhooksApi {
         )
         .await?;
         txn.commit().await?;
+        self.state.webhook_subscribers.forget();
         Ok(Json(WebhookEndpoint::from(&row)))
     }
 
@@ -467,6 +469,7 @@ impl StaffWebhooksApi {
         )
         .await?;
         txn.commit().await?;
+        self.state.webhook_subscribers.forget();
         Ok(WebhookDeleted::NoContent)
     }
 
