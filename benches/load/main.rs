@@ -10,7 +10,9 @@
 //! child process of this one on loopback, stopped at the end of its phase.
 //!
 //! Phases: booking POST at 1/4/16/64 clients on SQLite (one practitioner working around the
-//! clock, a 30-minute service, every request a distinct free slot); the bare SQLite ceiling
+//! clock, a 30-minute service, every request a distinct free slot); seat POST at 64 clients
+//! for one class service (sessions of 500 places filled in turn, a new patient each); the
+//! bare SQLite ceiling
 //! (WAL, synchronous=FULL, one connection: BEGIN IMMEDIATE, overlap check, insert, COMMIT);
 //! one-week one-practitioner slot search at 64 connections with the answer cache off;
 //! `/health/live` at 64; on PostgreSQL booking POST at 64 clients across two instances on one
@@ -167,7 +169,14 @@ struct Clinic {
     practitioner: String,
     search_service: String,
     search_practitioner: String,
+    /// Sessions of one class service, [`CLASS_PLACES`] places each, filled in turn.
+    classes: Vec<String>,
 }
+
+/// Places per class session in the seat phase (the largest capacity a session may have).
+const CLASS_PLACES: u64 = 500;
+/// Sessions of the class in the seat phase: more places than any run here books.
+const CLASS_SESSIONS: usize = 24;
 
 async fn setup(client: &reqwest::Client, base: &str) -> Clinic {
     let token = login(client, base).await;
@@ -194,18 +203,7 @@ async fn setup(client: &reqwest::Client, base: &str) -> Clinic {
         .await
         .expect("json");
         let p = id(p);
-        let week: Vec<Value> = [
-            "monday",
-            "tuesday",
-            "wednesday",
-            "thursday",
-            "friday",
-            "saturday",
-            "sunday",
-        ]
-        .iter()
-        .map(|d| json!({ "weekday": d, "start": start, "end": end }))
-        .collect();
+        let week = every_day(start, end);
         let reply = client
             .put(format!(
                 "{base}/api/v1/staff/practitioners/{p}/working-hours"
@@ -232,12 +230,92 @@ async fn setup(client: &reqwest::Client, base: &str) -> Clinic {
         .expect("json");
         services.push(id(s));
     }
+    let classes = class_sessions(&post, &id, &token, client, base).await;
     Clinic {
+        classes,
         service: services[0].clone(),
         practitioner: ids[0].clone(),
         search_service: services[1].clone(),
         search_practitioner: ids[1].clone(),
     }
+}
+
+/// Working hours from `start` to `end` on every day of the week.
+fn every_day(start: &str, end: &str) -> Vec<Value> {
+    [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ]
+    .iter()
+    .map(|d| json!({ "weekday": d, "start": start, "end": end }))
+    .collect()
+}
+
+/// An instructor (no other appointments), a class service and [`CLASS_SESSIONS`] sessions of
+/// it two hours apart from tomorrow, [`CLASS_PLACES`] places each.
+async fn class_sessions<P, F>(
+    post: &P,
+    id: &dyn Fn(Value) -> String,
+    token: &str,
+    client: &reqwest::Client,
+    base: &str,
+) -> Vec<String>
+where
+    P: Fn(&str, Value) -> F,
+    F: Future<Output = reqwest::Result<reqwest::Response>>,
+{
+    let json = |r: reqwest::Result<reqwest::Response>| async move {
+        let r = r.expect("request");
+        assert!(r.status().is_success(), "class set-up: {}", r.status());
+        r.json::<Value>().await.expect("json")
+    };
+    let instructor = id(json(
+        post(
+            "/api/v1/staff/practitioners",
+            json!({ "name": "Class instructor", "discipline": "pilates_instructor" }),
+        )
+        .await,
+    )
+    .await);
+    let reply = client
+        .put(format!(
+            "{base}/api/v1/staff/practitioners/{instructor}/working-hours"
+        ))
+        .bearer_auth(token)
+        .json(&json!({ "intervals": every_day("00:00", "24:00") }))
+        .send()
+        .await
+        .expect("hours");
+    assert!(reply.status().is_success(), "hours: {}", reply.status());
+    let service = id(json(
+        post(
+            "/api/v1/staff/services",
+            json!({ "name": "Big class", "category": "pilates", "duration_minutes": 60,
+                    "price_pence": 0, "capacity": CLASS_PLACES,
+                    "practitioner_ids": [instructor] }),
+        )
+        .await,
+    )
+    .await);
+    let mut sessions = Vec::new();
+    for i in 0..CLASS_SESSIONS {
+        let starts_at = slot(4 * i as u64 + 48).to_rfc3339();
+        sessions.push(id(json(
+            post(
+                "/api/v1/staff/classes",
+                json!({ "service_id": service, "practitioner_id": instructor,
+                        "starts_at": starts_at, "capacity": CLASS_PLACES }),
+            )
+            .await,
+        )
+        .await));
+    }
+    sessions
 }
 
 async fn login(client: &reqwest::Client, base: &str) -> String {
@@ -356,6 +434,32 @@ async fn bookings(
             "service_id": service, "practitioner_id": practitioner,
             "start": slot(i).to_rfc3339(),
             "patient": { "name": "Bench Patient", "email": format!("load{i}@example.com") },
+            "consent": { "privacy": true, "marketing": false }
+        });
+        let client = client.clone();
+        async move {
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().as_u16() == 201)
+        }
+    })
+    .await
+}
+
+/// Seat POSTs for the class's sessions in turn, each by a new patient: answered 201.
+async fn seats(clients: usize, base: String, pids: &[u32], clinic: &Clinic) -> Figures {
+    let client = http_client(clients);
+    let sessions = Arc::new(clinic.classes.clone());
+    let next = Arc::new(AtomicU64::new(0));
+    drive(clients, pids, move |_| {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let session = &sessions[(i / CLASS_PLACES) as usize % sessions.len()];
+        let url = format!("{base}/api/v1/classes/{session}/seats");
+        let body = json!({
+            "patient": { "name": "Bench Patient", "email": format!("seat{i}@example.com") },
             "consent": { "privacy": true, "marketing": false }
         });
         let client = client.clone();
@@ -536,6 +640,8 @@ async fn one_run(work: &Path, postgres: Option<&str>) -> Run {
         .await;
         out.push((format!("booking POST, SQLite, {clients} clients"), f));
     }
+    let f = seats(64, server.base.clone(), &pid, &clinic).await;
+    out.push(("seat POST, SQLite, 64 clients, one class".into(), f));
     out.push((
         "bare SQLite check-and-insert (ceiling)".into(),
         bare_sqlite(work).await,
