@@ -168,7 +168,9 @@ impl MigrationTrait for Migration {
                     .name("idx_practitioner_holds_practitioner")
                     .table("practitioner_holds")
                     .col("practitioner_id")
-                    .col("blocked_from")
+                    // By end: a window's overlaps are found by scanning forward from its start,
+                    // so the practitioner's past (years of diary) is never walked.
+                    .col("blocked_until")
                     .to_owned(),
             )
             .await?;
