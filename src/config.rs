@@ -43,6 +43,8 @@ pub struct Settings {
     pub email: EmailSettings,
     #[serde(default)]
     pub webhooks: WebhookSettings,
+    #[serde(default)]
+    pub waitlist: WaitlistSettings,
     pub demo: DemoSettings,
     #[serde(default)]
     pub bootstrap: BootstrapSettings,
@@ -205,12 +207,28 @@ impl AuthSettings {
 }
 
 /// How personal data is protected at rest.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct PrivacySettings {
     /// Key of the HMAC that turns client IPs into stored hashes; when unset, one is generated
     /// at first start and kept in the database.
     #[serde(default)]
     pub ip_hash_key: Option<SecretString>,
+    /// Waitlist entries and offers are deleted this many days after they end.
+    #[serde(default = "default_waitlist_retention_days")]
+    pub waitlist_retention_days: u32,
+}
+
+fn default_waitlist_retention_days() -> u32 {
+    30
+}
+
+impl Default for PrivacySettings {
+    fn default() -> Self {
+        Self {
+            ip_hash_key: None,
+            waitlist_retention_days: default_waitlist_retention_days(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -319,6 +337,36 @@ impl Default for WebhookSettings {
             retry_schedule_seconds: vec![5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400],
             poll_interval_ms: 1000,
             retention_days: 30,
+        }
+    }
+}
+
+/// The waitlist: how long a freed place waits before it is offered, how long an offer holds
+/// it, and how close to the start no offer is made.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct WaitlistSettings {
+    /// A freed place is offered only after this long, so an undo (a staff re-booking, a
+    /// restored session) produces no offer.
+    pub grace_seconds: u64,
+    /// How long an offer holds its place for the patient.
+    pub hold_minutes: u32,
+    /// No offer within this many minutes of the start; a hold ends this long before it.
+    pub cutoff_minutes: u32,
+    /// Worker wake-up.
+    pub poll_interval_ms: u64,
+    /// Whether this instance runs the waitlist worker (tests drive it by hand).
+    pub worker_enabled: bool,
+}
+
+impl Default for WaitlistSettings {
+    fn default() -> Self {
+        Self {
+            grace_seconds: 120,
+            hold_minutes: 30,
+            cutoff_minutes: 60,
+            poll_interval_ms: 1000,
+            worker_enabled: true,
         }
     }
 }

@@ -30,4 +30,5 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod waitlist;
 pub mod webhooks;

@@ -2,7 +2,8 @@
 //! practitioner's time off and clinic closures. A confirmed booking or a scheduled class
 //! session inside the new period is a conflict, settled by `on_conflict`: refuse (nothing
 //! written), cancel them in the same transaction (reason `clinic_unavailable`, each patient
-//! or seat holder emailed, reminders voided), or keep them (audited).
+//! or seat holder emailed, reminders voided), or keep them (audited). A waitlist offer holding
+//! time inside the new period is withdrawn in the same transaction.
 
 use chrono::{DateTime, Utc};
 use entity::{appointment, class_session, closure, time_off};
@@ -169,6 +170,14 @@ pub async fn write_time_off(
         now,
     )
     .await?;
+    crate::waitlist::offers::withdraw_inside(
+        txn,
+        Some(practitioner_id),
+        period.starts_at,
+        period.ends_at,
+        now,
+    )
+    .await?;
     let row = store::schedule::insert_time_off(
         txn,
         time_off::Model {
@@ -236,6 +245,8 @@ pub async fn write_closure(
         now,
     )
     .await?;
+    crate::waitlist::offers::withdraw_inside(txn, None, period.starts_at, period.ends_at, now)
+        .await?;
     let row = store::schedule::insert_closure(
         txn,
         closure::Model {

@@ -94,6 +94,13 @@ impl Application {
                 webhooks_stopped,
             ))
         });
+        let (stop_waitlist, waitlist_stopped) = tokio::sync::watch::channel(false);
+        let waitlist = self.state.settings.waitlist.worker_enabled.then(|| {
+            tokio::spawn(crate::waitlist::worker::run(
+                self.state.clone(),
+                waitlist_stopped,
+            ))
+        });
         let app = crate::http::app(self.state.clone());
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))
@@ -118,6 +125,16 @@ impl Application {
                 .is_err()
             {
                 webhooks.abort();
+            }
+        }
+        if let Some(mut waitlist) = waitlist {
+            // A step cut off here rolls back; its openings are taken again by the next one.
+            let _ = stop_waitlist.send(true);
+            if tokio::time::timeout(Duration::from_secs(10), &mut waitlist)
+                .await
+                .is_err()
+            {
+                waitlist.abort();
             }
         }
         self.state.db.clone().close().await.ok();

@@ -26,6 +26,9 @@ mod m20261202_000702_create_webhook_deliveries;
 mod m20261204_000101_add_service_capacity;
 mod m20261204_000102_create_classes;
 mod m20261204_000103_create_practitioner_holds;
+mod m20261204_000201_create_waitlist_entries;
+mod m20261204_000202_create_waitlist_offers;
+mod m20261204_000203_create_waitlist_openings;
 mod m20261204_000401_book_online_function;
 
 pub struct Migrator;
@@ -58,6 +61,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000101_add_service_capacity::Migration),
             Box::new(m20261204_000102_create_classes::Migration),
             Box::new(m20261204_000103_create_practitioner_holds::Migration),
+            Box::new(m20261204_000201_create_waitlist_entries::Migration),
+            Box::new(m20261204_000202_create_waitlist_offers::Migration),
+            Box::new(m20261204_000203_create_waitlist_openings::Migration),
             Box::new(m20261204_000401_book_online_function::Migration),
         ]
     }

@@ -13,6 +13,7 @@ use crate::{
     email::{self, BookingChange},
     state::AppState,
     store,
+    waitlist::{self, Opening},
     webhooks::{self, EventType},
 };
 
@@ -117,6 +118,17 @@ pub async fn write_cancellation(
     appt.sequence += 1;
     appt.updated_at = now;
     let appt = store::bookings::update(txn, appt).await?;
+    // The time is free again: the waitlist may offer it once the grace period has passed.
+    waitlist::record_opening(
+        txn,
+        Opening::Slot {
+            practitioner_id: appt.practitioner_id,
+            from: appt.blocked_from,
+            until: appt.blocked_until,
+        },
+        now,
+    )
+    .await?;
     webhooks::emit_booking(txn, now, EventType::BookingCancelled, &appt).await?;
     store::bookings::record_event(
         txn,

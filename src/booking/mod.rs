@@ -24,7 +24,7 @@ mod online;
 mod online_postgres;
 pub mod patients;
 mod place;
-mod placement;
+pub(crate) mod placement;
 mod reschedule;
 pub mod series;
 
@@ -55,7 +55,10 @@ use crate::{
 pub use attendance::record_attendance;
 pub use cancel::{Cancellation, cancel, write_cancellation};
 pub use online::{Ahead, book, write_online};
-pub use place::{book_by_staff, insert_with_fresh_reference, write_staff_booking};
+pub use place::{
+    ClaimedSlot, book_by_staff, insert_with_fresh_reference, write_claimed_slot,
+    write_staff_booking,
+};
 pub use reschedule::{Move, reschedule, write_reschedule};
 
 /// A validated online booking request.

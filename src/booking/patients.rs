@@ -23,7 +23,7 @@ use super::StaffBooking;
 
 /// The patient an online booking is for: the existing record with this address, untouched,
 /// or a new one from the request (then `true`).
-pub(super) async fn for_public_booking(
+pub async fn for_public_booking(
     conn: &impl ConnectionTrait,
     details: &PatientDetails,
     now: DateTime<Utc>,

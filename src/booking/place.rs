@@ -12,7 +12,7 @@ use crate::{
     domain::{
         FieldError,
         booking::{self, BookingStatus},
-        rulebook::{Allowed, Overrides},
+        rulebook::{Allowed, Overrides, Rule},
     },
     email::{self, BookingChange},
     state::AppState,
@@ -21,8 +21,8 @@ use crate::{
 };
 
 use super::{
-    Actor, Booked, BookingError, Context, ManageToken, StaffBooking, audit_staff, counted,
-    email_view, patients, placement, write_error,
+    Actor, Booked, BookingDetails, BookingError, Context, ManageToken, StaffBooking, audit_staff,
+    counted, email_view, patients, placement, write_error,
 };
 
 /// How many fresh references a booking tries before giving up (a collision of 40 random bits
@@ -269,4 +269,80 @@ pub(super) fn placement_audit(
         "practitioner_id": appointment.practitioner_id,
         "overrides": allowed.overridden.listed_names(),
     })
+}
+
+/// A one-to-one place a waitlist offer held, claimed by the patient it was offered to.
+#[derive(Debug, Clone)]
+pub struct ClaimedSlot {
+    pub service_id: Uuid,
+    pub practitioner_id: Uuid,
+    pub start: DateTime<Utc>,
+    pub patient_id: Uuid,
+}
+
+/// The claim's write: placed by the rulebook like an online booking but without the
+/// minimum-notice rule (the clinic made the offer), with the patient's booking limit, the
+/// webhook and the emails of any booking. The caller closes the offer (and so its hold) in
+/// `txn` first, so the held time reads as free to this claim and to nobody else.
+pub async fn write_claimed_slot(
+    txn: &DatabaseTransaction,
+    ctx: Context<'_>,
+    claim: &ClaimedSlot,
+    token: ManageToken,
+    now: DateTime<Utc>,
+) -> Result<Booked, BookingError> {
+    let service = store::catalogue::find_public_service(txn, claim.service_id)
+        .await?
+        .ok_or(BookingError::ServiceUnavailable)?;
+    let candidates =
+        placement::online_candidates(txn, service.id, Some(claim.practitioner_id)).await?;
+    let (practitioner_id, _) = placement::choose(
+        txn,
+        ctx,
+        &service,
+        &candidates,
+        claim.start,
+        now,
+        None,
+        Overrides::NONE.with(Rule::Notice),
+    )
+    .await?;
+    let patient = store::patients::find(txn, claim.patient_id)
+        .await?
+        .filter(|p| p.erased_at.is_none())
+        .ok_or(DbErr::RecordNotFound("patient".into()))?;
+    let limit = ctx.settings.booking.max_active_per_patient;
+    if store::bookings::count_upcoming_for_patient(txn, patient.id, now).await? >= u64::from(limit)
+    {
+        return Err(BookingError::LimitReached(limit));
+    }
+    let appointment = insert_confirmed(
+        txn,
+        &service,
+        practitioner_id,
+        patient.id,
+        claim.start,
+        String::new(),
+        Actor::Patient,
+        &token,
+        now,
+        None,
+    )
+    .await?;
+    webhooks::emit_booking(txn, now, EventType::BookingCreated, &appointment).await?;
+    let practitioner = store::catalogue::find_practitioner(txn, practitioner_id)
+        .await?
+        .ok_or(DbErr::RecordNotFound("practitioner".into()))?;
+    let booked = Booked {
+        details: BookingDetails {
+            appointment,
+            service,
+            practitioner,
+            patient,
+        },
+        manage_token: token.plain,
+    };
+    let view = email_view(ctx.settings, &booked.details, Some(&booked.manage_token));
+    email::booking_changed(txn, ctx.settings, ctx.tz, BookingChange::Confirmed(&view)).await?;
+    Ok(booked)
 }

@@ -152,7 +152,7 @@ pub(super) async fn choose(
 
 /// The instants an appointment of `service` at `start` occupies: (end, blocked from, blocked
 /// until).
-pub(super) fn blocked(
+pub(crate) fn blocked(
     service: &service::Model,
     start: DateTime<Utc>,
 ) -> (DateTime<Utc>, DateTime<Utc>, DateTime<Utc>) {

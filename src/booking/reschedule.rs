@@ -15,6 +15,7 @@ use crate::{
     email::{self, BookingChange},
     state::AppState,
     store,
+    waitlist::{self, Opening},
     webhooks::{self, EventType},
 };
 
@@ -137,6 +138,12 @@ pub async fn write_reschedule(
         }
     };
     let previous_start = appt.starts_at;
+    // The old time is free once the move commits: the waitlist may offer it.
+    let freed = Opening::Slot {
+        practitioner_id: appt.practitioner_id,
+        from: appt.blocked_from,
+        until: appt.blocked_until,
+    };
     let (end, blocked_from, blocked_until) = placement::blocked(&service, to.start);
     appt.practitioner_id = chosen;
     appt.starts_at = to.start;
@@ -153,6 +160,7 @@ pub async fn write_reschedule(
     let appt = store::bookings::update(txn, appt)
         .await
         .map_err(write_error)?;
+    waitlist::record_opening(txn, freed, now).await?;
     webhooks::emit_booking(txn, now, EventType::BookingRescheduled, &appt).await?;
     store::bookings::record_event(
         txn,

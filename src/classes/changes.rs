@@ -109,9 +109,14 @@ pub async fn update_session(
         next.sequence += 1;
     }
     next.updated_at = now;
+    let raised = next.capacity > current.capacity;
     let session = store::classes::update_session(&*txn, next)
         .await
         .map_err(write_error)?;
+    if raised {
+        // New places: the waitlist may offer them once the grace period has passed.
+        crate::waitlist::record_opening(&*txn, crate::waitlist::Opening::Class(id), now).await?;
+    }
     audit(
         &*txn,
         staff_id,
@@ -201,6 +206,8 @@ pub async fn write_cancel(
     next.seats_taken = next.seats_taken.max(0);
     next.updated_at = now;
     let session = store::classes::update_session(txn, next).await?;
+    // Places held for the waitlist go with the session, and its entries end.
+    crate::waitlist::offers::withdraw_for_session(txn, session.id, now).await?;
     let details = session_details(txn, session.clone()).await?;
     for seat in confirmed {
         let mut cancelled = seat;

@@ -36,7 +36,7 @@ pub use changes::{
 pub use seat_changes::{cancel_seat, record_seat_attendance};
 pub use seats::{
     NewSeat, Place, SeatBooked, SeatIdempotency, StaffSeat, book_seat, book_seat_by_staff,
-    find_seat_by_token, seat_details, write_seat,
+    find_seat_by_token, seat_details, write_claimed_seat, write_seat,
 };
 pub use sessions::{NewSeries, NewSession, SeriesCreated, create_series, create_session};
 

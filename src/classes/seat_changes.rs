@@ -67,6 +67,13 @@ pub async fn cancel_seat(
     next.updated_at = now;
     let seat = store::classes::update_seat(&*txn, next).await?;
     store::classes::release_seat(&*txn, seat.class_session_id, now).await?;
+    // The place is free: the waitlist may offer it once the grace period has passed.
+    crate::waitlist::record_opening(
+        &*txn,
+        crate::waitlist::Opening::Class(seat.class_session_id),
+        now,
+    )
+    .await?;
     webhooks::emit_seat(&*txn, now, EventType::ClassSeatCancelled, &seat).await?;
     if let Actor::Staff(staff_id) = actor {
         audit(

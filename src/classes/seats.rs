@@ -349,3 +349,63 @@ pub async fn book_seat_by_staff(
         manage_token: token.plain,
     })
 }
+
+/// A seat placed by a waitlist claim, in the claim's transaction (which has released the
+/// place the offer held): the session must be scheduled and not started — no notice rule,
+/// the clinic made the offer — and the patient must not hold a seat there already nor be at
+/// the booking limit. Emails and the webhook as for any seat.
+pub async fn write_claimed_seat(
+    txn: &DatabaseTransaction,
+    state: &AppState,
+    session_id: Uuid,
+    patient_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<SeatBooked, ClassError> {
+    let token = ManageToken::generate();
+    let settings = &state.settings;
+    let session = store::classes::find_session(txn, session_id)
+        .await?
+        .ok_or(ClassError::NotFound("class"))?;
+    if session.status == SessionStatus::Cancelled.as_str() {
+        return Err(ClassError::SeatRefused(SeatRefusal::Cancelled));
+    }
+    if session.starts_at <= now {
+        return Err(ClassError::SeatRefused(SeatRefusal::Started));
+    }
+    let class = session_details(txn, session).await?;
+    let patient = store::patients::find(txn, patient_id)
+        .await?
+        .filter(|p| p.erased_at.is_none())
+        .ok_or(ClassError::NotFound("patient"))?;
+    let limit = settings.booking.max_active_per_patient;
+    if store::bookings::count_upcoming_for_patient(txn, patient.id, now).await? >= u64::from(limit)
+    {
+        return Err(ClassError::LimitReached(limit));
+    }
+    let seat = write_seat(
+        txn,
+        &class,
+        &patient,
+        String::new(),
+        "waitlist",
+        // The claim released the offer's held place just before, in this transaction.
+        Place::Free,
+        &token,
+        now,
+    )
+    .await?;
+    webhooks::emit_seat(txn, now, EventType::ClassSeatBooked, &seat).await?;
+    let details = seat_details(txn, seat).await?;
+    let view = seat_email(
+        settings,
+        &details.seat,
+        &details.class,
+        &details.patient,
+        Some(&token.plain),
+    );
+    email::seat_changed(txn, settings, state.tz, SeatChange::Confirmed(&view)).await?;
+    Ok(SeatBooked {
+        details,
+        manage_token: token.plain,
+    })
+}

@@ -12,6 +12,7 @@ pub mod policy;
 pub mod rulebook;
 pub mod series;
 pub mod text;
+pub mod waitlist;
 
 /// One field that failed validation, with a message a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]

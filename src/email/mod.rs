@@ -13,6 +13,7 @@ mod series;
 pub mod smtp;
 pub mod transport;
 mod vtimezone;
+pub mod waitlist;
 pub mod worker;
 
 use std::path::Path;
@@ -61,10 +62,16 @@ pub enum EmailKind {
     ClassCancelled,
     /// To a patient: their class seat is cancelled, with a CANCEL.
     SeatCancelled,
+    /// To the patient: on the waiting list, with the link to see or leave the entry.
+    WaitlistJoined,
+    /// To the patient: a place is held for them, with the link to claim or decline it.
+    WaitlistOffer,
+    /// To the patient: the hold ran out and the place was passed on.
+    WaitlistOfferExpired,
 }
 
 impl EmailKind {
-    pub const ALL: [EmailKind; 12] = [
+    pub const ALL: [EmailKind; 15] = [
         EmailKind::BookingConfirmed,
         EmailKind::BookingRescheduled,
         EmailKind::BookingCancelled,
@@ -77,6 +84,9 @@ impl EmailKind {
         EmailKind::ClassChanged,
         EmailKind::ClassCancelled,
         EmailKind::SeatCancelled,
+        EmailKind::WaitlistJoined,
+        EmailKind::WaitlistOffer,
+        EmailKind::WaitlistOfferExpired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -93,6 +103,9 @@ impl EmailKind {
             EmailKind::ClassChanged => "class_changed",
             EmailKind::ClassCancelled => "class_cancelled",
             EmailKind::SeatCancelled => "seat_cancelled",
+            EmailKind::WaitlistJoined => "waitlist_joined",
+            EmailKind::WaitlistOffer => "waitlist_offer",
+            EmailKind::WaitlistOfferExpired => "waitlist_offer_expired",
         }
     }
 

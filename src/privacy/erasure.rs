@@ -127,6 +127,8 @@ pub async fn erase(
             txn.rollback().await?;
             continue;
         }
+        // Off the waiting list: an offer they hold passes to the next entry.
+        crate::waitlist::entries::end_for_patient(&txn, patient_id, now).await?;
         let (patient, changed) =
             store::privacy::erase(&txn, patient, &cancelled_ids, since, now).await?;
         store::audit::record(

@@ -2,7 +2,7 @@
 
 use entity::{
     appointment, appointment_event, audit_log, consent, enquiry, enquiry_note, idempotency_key,
-    outbox_message, patient,
+    outbox_message, patient, waitlist_entry, waitlist_offer,
 };
 
 use crate::classes::SeatDetails;
@@ -31,6 +31,8 @@ pub struct Held {
     pub audit: Vec<audit_log::Model>,
     /// Stored replies to their idempotent booking requests.
     pub idempotent_replies: Vec<idempotency_key::Model>,
+    /// Their waitlist entries, oldest first, each with the offers made to it.
+    pub waitlist: Vec<(waitlist_entry::Model, Vec<waitlist_offer::Model>)>,
 }
 
 /// Reads everything held about the patient; `None` when there is no such patient.
@@ -60,6 +62,21 @@ pub async fn gather(state: &AppState, patient_id: Uuid) -> Result<Option<Held>, 
     let consents = store::patients::consents(db, patient.id).await?;
     let audit = store::privacy::audit_about(db, patient.id, &ids).await?;
     let idempotent_replies = store::privacy::idempotent_replies_about(db, &ids).await?;
+    let entries = store::waitlist::entries_of_patient(db, patient.id).await?;
+    let entry_ids: Vec<Uuid> = entries.iter().map(|e| e.id).collect();
+    let mut offers = store::waitlist::offers_to(db, &entry_ids).await?;
+    offers.sort_by_key(|o| o.created_at);
+    let waitlist = entries
+        .into_iter()
+        .map(|e| {
+            let mine = offers
+                .iter()
+                .filter(|o| o.entry_id == e.id)
+                .cloned()
+                .collect();
+            (e, mine)
+        })
+        .collect();
     Ok(Some(Held {
         patient,
         consents,
@@ -70,6 +87,7 @@ pub async fn gather(state: &AppState, patient_id: Uuid) -> Result<Option<Held>, 
         emails,
         audit,
         idempotent_replies,
+        waitlist,
     }))
 }
 
@@ -94,6 +112,7 @@ pub async fn export(
             "appointments": held.appointments.len(),
             "seats": held.seats.len(),
             "enquiries": held.enquiries.len(),
+            "waitlist_entries": held.waitlist.len(),
         }),
     )
     .await?;

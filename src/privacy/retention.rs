@@ -1,6 +1,7 @@
 //! Keeping personal data no longer than needed: closed and spam enquiries past their
 //! retention period, sent emails after `email.outbox.retention_days`, expired idempotency
 //! keys (which hold copies of responses), webhook deliveries after `webhooks.retention_days`,
+//! waitlist entries and offers `privacy.waitlist_retention_days` after they ended,
 //! and the scrubbing of erased patients' emails once
 //! sent or dead. Each kind is deleted in bounded batches, each batch its own short write
 //! transaction, so a large backlog never holds the write lock for long.
@@ -22,6 +23,10 @@ pub struct Purged {
     /// Email copies about erased patients that were scrubbed.
     pub scrubbed_emails: u64,
     pub webhook_deliveries: u64,
+    /// Ended waitlist entries (with their offers).
+    pub waitlist_entries: u64,
+    /// Decided offers of entries still kept.
+    pub waitlist_offers: u64,
 }
 
 /// One kind of expired or erased data.
@@ -41,6 +46,12 @@ enum Kind {
     WebhookDeliveries {
         before: DateTime<Utc>,
     },
+    WaitlistEntries {
+        before: DateTime<Utc>,
+    },
+    WaitlistOffers {
+        before: DateTime<Utc>,
+    },
 }
 
 impl Kind {
@@ -58,6 +69,12 @@ impl Kind {
             Kind::ErasedPatientsEmails => store::privacy::scrub_erased_mail(txn, BATCH).await,
             Kind::WebhookDeliveries { before } => {
                 crate::webhooks::deliveries::purge(txn, before, BATCH).await
+            }
+            Kind::WaitlistEntries { before } => {
+                store::waitlist::purge_ended(txn, before, BATCH).await
+            }
+            Kind::WaitlistOffers { before } => {
+                store::waitlist::purge_decided_offers(txn, before, BATCH).await
             }
         }
     }
@@ -100,6 +117,18 @@ pub async fn purge(state: &AppState, now: DateTime<Utc>) -> Result<Purged, DbErr
     }
     .run(db)
     .await?;
+    let waitlist_before =
+        now - Duration::days(i64::from(state.settings.privacy.waitlist_retention_days));
+    let waitlist_entries = Kind::WaitlistEntries {
+        before: waitlist_before,
+    }
+    .run(db)
+    .await?;
+    let waitlist_offers = Kind::WaitlistOffers {
+        before: waitlist_before,
+    }
+    .run(db)
+    .await?;
     if enquiries > 0 {
         tracing::info!(enquiries, "purged enquiries past their retention period");
     }
@@ -109,5 +138,7 @@ pub async fn purge(state: &AppState, now: DateTime<Utc>) -> Result<Purged, DbErr
         emails,
         scrubbed_emails,
         webhook_deliveries,
+        waitlist_entries,
+        waitlist_offers,
     })
 }

@@ -18,6 +18,7 @@ pub mod privacy;
 pub mod schedule;
 pub mod series;
 pub mod staff;
+pub mod waitlist;
 pub mod writer;
 
 use std::time::Duration;

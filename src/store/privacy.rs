@@ -24,7 +24,7 @@ pub const ERASED_NAME: &str = "Erased patient";
 pub const ERASED_TEXT: &str = "[erased]";
 
 /// Kinds of email addressed to the patient themself (the others go to staff).
-const PATIENT_KINDS: [&str; 9] = [
+const PATIENT_KINDS: [&str; 12] = [
     "booking_confirmed",
     "booking_rescheduled",
     "booking_cancelled",
@@ -34,6 +34,9 @@ const PATIENT_KINDS: [&str; 9] = [
     "class_changed",
     "class_cancelled",
     "seat_cancelled",
+    "waitlist_joined",
+    "waitlist_offer",
+    "waitlist_offer_expired",
 ];
 
 /// What an erasure changed.
@@ -75,13 +78,18 @@ pub async fn seat_ids(conn: &impl ConnectionTrait, patient_id: Uuid) -> Result<V
         .await
 }
 
-/// Audit rows about the patient or their appointments, oldest first.
+/// Audit rows about the patient, their appointments or their waitlist entries, oldest first.
 pub async fn audit_about(
     conn: &impl ConnectionTrait,
     patient_id: Uuid,
     appointment_ids: &[Uuid],
 ) -> Result<Vec<audit_log::Model>, DbErr> {
     let bookings: Vec<String> = appointment_ids.iter().map(Uuid::to_string).collect();
+    let entries: Vec<String> = super::waitlist::entries_of_patient(conn, patient_id)
+        .await?
+        .iter()
+        .map(|e| e.id.to_string())
+        .collect();
     audit_log::Entity::find()
         .filter(
             Condition::any()
@@ -94,6 +102,11 @@ pub async fn audit_about(
                     Condition::all()
                         .add(audit_log::Column::Entity.is_in(["booking", "class_seat"]))
                         .add(audit_log::Column::EntityId.is_in(bookings)),
+                )
+                .add(
+                    Condition::all()
+                        .add(audit_log::Column::Entity.eq("waitlist_entry"))
+                        .add(audit_log::Column::EntityId.is_in(entries)),
                 ),
         )
         .order_by_asc(audit_log::Column::At)
@@ -329,6 +342,14 @@ pub async fn erase(
             enquiries += 1;
         }
     }
+
+    // Their waitlist links open nothing any more (the entries were ended before).
+    let entry_ids: Vec<Uuid> = super::waitlist::entries_of_patient(conn, patient.id)
+        .await?
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    super::waitlist::forget_tokens_of_patient(conn, &entry_ids).await?;
 
     let mut row = patient.into_active_model();
     row.name = Set(ERASED_NAME.to_string());

@@ -136,6 +136,7 @@ async fn every_staff_route_answers_each_role_as_designed() {
         w.user.clone(),
     );
     let (webhook, doomed_webhook, delivery) = webhooks(&app, &w.admin).await;
+    let entry = waitlist_entry(&app, &svc, &theirs).await;
     let c = classes(&app, &w.admin, &theirs).await;
     let day = in_days(3);
     let start_of = |i: usize| format!("{}T0{}:00:00+00:00", in_days(10 + i as i64), i % 3 + 6);
@@ -468,6 +469,24 @@ async fn every_staff_route_answers_each_role_as_designed() {
             format!("/api/v1/staff/webhooks/{doomed_webhook}"),
             [204, 403, 403, 401],
         ),
+        // The waitlist: practitioners read the entries for their own services and sessions
+        // (an empty page here: the entry names the other practitioner).
+        route(
+            Method::GET,
+            "/api/v1/staff/waitlist".into(),
+            [200, 200, 200, 401],
+        ),
+        route(
+            Method::GET,
+            format!("/api/v1/staff/waitlist?service_id={svc}"),
+            [200, 200, 200, 401],
+        ),
+        with_body(
+            Method::PATCH,
+            format!("/api/v1/staff/waitlist/{entry}"),
+            |_| json!({ "urgent": true }),
+            [200, 200, 403, 401],
+        ),
     ];
     let callers = [
         Some(w.admin.as_str()),
@@ -497,6 +516,21 @@ async fn every_staff_route_answers_each_role_as_designed() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A waitlist entry for `service` with the practitioner `theirs` only; returns its id.
+async fn waitlist_entry(app: &TestApp, service: &str, theirs: &str) -> String {
+    let reply = app
+        .post(
+            "/api/v1/waitlist",
+            json!({ "service_id": service, "practitioner_id": theirs,
+                    "from": in_days(5).to_string(), "to": in_days(6).to_string(),
+                    "patient": { "name": "Wait Ing", "email": "waiting@example.com" },
+                    "consent": { "privacy": true } }),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    reply.body["entry"]["id"].as_str().expect("id").to_string()
 }
 
 /// The class objects of the matrix, all taught by `theirs`.

@@ -1,5 +1,5 @@
 //! Erasure leaves nothing behind: after erasing a patient who had a booking with notes, a
-//! staff cancellation with a note, an enquiry, emails stuck in the outbox while SMTP was down
+//! staff cancellation with a note, an enquiry, a waitlist entry, emails stuck in the outbox while SMTP was down
 //! and an idempotent booking request — and once the erasure's own cancellation emails have
 //! gone out — no text column of any table holds their name, address, phone or notes. The
 //! export before it holds every one of those records, audit entries included.
@@ -213,6 +213,21 @@ async fn erasure_leaves_no_personal_data_in_any_table() {
         )
         .await;
     assert_eq!(enquiry.status, 202, "{}", enquiry.body);
+    // A waitlist entry (its confirmation email names them too).
+    let waiting = app
+        .post(
+            "/api/v1/waitlist",
+            json!({ "service_id": service, "from": in_days(5).to_string(),
+                    "to": in_days(9).to_string(),
+                    "patient": { "name": NAME, "email": EMAIL, "phone": PHONE },
+                    "consent": { "privacy": true, "marketing": false } }),
+        )
+        .await;
+    assert_eq!(waiting.status, 201, "{}", waiting.body);
+    let waitlist_token = waiting.body["manage_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
     // SMTP is down: everything stays in the outbox.
     worker::run_once(&app.state).await.expect("worker");
     let stuck = outbox_message::Entity::find()
@@ -264,6 +279,11 @@ async fn erasure_leaves_no_personal_data_in_any_table() {
         export.body["stored_responses"][0]["body"]["booking"]["id"],
         patient.as_str()
     );
+    assert_eq!(
+        export.body["waitlist"][0]["entry"]["id"], waiting.body["entry"]["id"],
+        "{}",
+        export.body["waitlist"]
+    );
 
     let erased = app
         .post_as(
@@ -298,6 +318,10 @@ async fn erasure_leaves_no_personal_data_in_any_table() {
 
     let left = leftovers(&app).await;
     assert!(left.is_empty(), "{}", left.join("\n"));
+    // Their waitlist entry ended and its link opens nothing.
+    app.get(&format!("/api/v1/waitlist/{waitlist_token}"))
+        .await
+        .assert_problem(404, "not_found");
     // And the patient record says so.
     let detail = app
         .get_as(&admin, &format!("/api/v1/staff/patients/{patient_id}"))

@@ -34,4 +34,5 @@ mod slot_search;
 mod smtp;
 mod staff_bookings;
 mod staff_catalogue;
+mod waitlist;
 mod webhooks;

@@ -308,6 +308,51 @@ async fn every_null_in_an_answer_is_declared_nullable_in_the_spec() {
             .await,
     );
 
+    // A waitlist entry for a one-to-one service, anyone, any time of day (null practitioner,
+    // earliest, latest, class), then one for the class (null service and dates).
+    let joined = check(
+        "POST",
+        "/api/v1/waitlist",
+        app.post(
+            "/api/v1/waitlist",
+            json!({ "service_id": sid, "from": day.to_string(), "to": day.to_string(),
+                    "patient": { "name": "Wanda Wait", "email": "wanda@example.com" },
+                    "consent": { "privacy": true } }),
+        )
+        .await,
+    );
+    let entry_token = joined.body["manage_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    check(
+        "GET",
+        "/api/v1/waitlist/{token}",
+        app.get(&format!("/api/v1/waitlist/{entry_token}")).await,
+    );
+    check(
+        "POST",
+        "/api/v1/waitlist",
+        app.post(
+            "/api/v1/waitlist",
+            json!({ "class_id": cid,
+                    "patient": { "name": "Wanda Wait", "email": "wanda@example.com" },
+                    "consent": { "privacy": true } }),
+        )
+        .await,
+    );
+    check(
+        "GET",
+        "/api/v1/staff/waitlist",
+        app.get_as(&admin, "/api/v1/staff/waitlist").await,
+    );
+    check(
+        "POST",
+        "/api/v1/waitlist/{token}/leave",
+        app.post(&format!("/api/v1/waitlist/{entry_token}/leave"), json!({}))
+            .await,
+    );
+
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     // The walk met the nulls it is about (admin practitioner_id, policy, slot, url, …).
     assert!(nulls >= 10, "only {nulls} nulls seen");
@@ -321,6 +366,9 @@ const OMITTED_WHEN_EMPTY: &[(&str, &str)] = &[
     ("Problem", "conflicts"),
     ("CreatedStaffUser", "password"),
     ("PreviewOccurrence", "reason"),
+    // A claimed waitlist offer answers exactly one of the two.
+    ("OfferClaimed", "booking"),
+    ("OfferClaimed", "seat"),
     // A manage link answers exactly one of the two.
     ("ManagedBooking", "booking"),
     ("ManagedBooking", "seat"),

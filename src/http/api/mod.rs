@@ -21,7 +21,9 @@ pub mod staff_schedule;
 pub mod staff_series;
 pub mod staff_services;
 pub mod staff_users;
+pub mod staff_waitlist;
 pub mod staff_webhooks;
+pub mod waitlist;
 
 use std::sync::Arc;
 
@@ -60,6 +62,8 @@ pub enum ApiTags {
     StaffEmail,
     /// Signed webhooks: endpoints, secrets, the delivery log and replays (admin).
     StaffWebhooks,
+    /// The waiting list: joining, leaving, and claiming or declining an offered place.
+    Waitlist,
     /// Health and metrics.
     Operations,
 }
@@ -77,6 +81,7 @@ pub type PublicApis = (
     enquiries::EnquiriesApi,
     feeds::FeedsApi,
     auth::AuthApi,
+    waitlist::WaitlistApi,
 );
 
 pub type StaffApis = (
@@ -91,6 +96,7 @@ pub type StaffApis = (
     staff_webhooks::StaffWebhooksApi,
     staff_series::StaffSeriesApi,
     staff_classes::StaffClassesApi,
+    staff_waitlist::StaffWaitlistApi,
 );
 
 pub fn apis(state: &Arc<AppState>) -> Apis {
@@ -106,6 +112,7 @@ pub fn apis(state: &Arc<AppState>) -> Apis {
             enquiries::EnquiriesApi { state: s() },
             feeds::FeedsApi { state: s() },
             auth::AuthApi { state: s() },
+            waitlist::WaitlistApi { state: s() },
         ),
         (
             staff_services::StaffServicesApi { state: s() },
@@ -119,6 +126,7 @@ pub fn apis(state: &Arc<AppState>) -> Apis {
             staff_webhooks::StaffWebhooksApi { state: s() },
             staff_series::StaffSeriesApi { state: s() },
             staff_classes::StaffClassesApi { state: s() },
+            staff_waitlist::StaffWaitlistApi { state: s() },
         ),
     )
 }

@@ -273,6 +273,38 @@ pub struct PatientExport {
     pub audit: Vec<ExportedAuditEntry>,
     /// Stored replies to their idempotent booking requests.
     pub stored_responses: Vec<ExportedStoredResponse>,
+    /// Their waitlist entries, oldest first, with the offers made to each.
+    pub waitlist: Vec<ExportedWaitlistEntry>,
+}
+
+/// A waitlist entry of the patient, with its offers.
+#[derive(Debug, Object)]
+pub struct ExportedWaitlistEntry {
+    pub entry: super::waitlist::WaitlistEntry,
+    pub urgent: bool,
+    #[oai(nullable)]
+    pub ended_at: Option<String>,
+    pub offers: Vec<ExportedWaitlistOffer>,
+}
+
+/// A place offered to the patient from the waiting list.
+#[derive(Debug, Object)]
+pub struct ExportedWaitlistOffer {
+    pub id: Uuid,
+    /// open, claimed, declined, expired or withdrawn.
+    pub status: String,
+    #[oai(nullable)]
+    pub class_id: Option<Uuid>,
+    #[oai(nullable)]
+    pub service_id: Option<Uuid>,
+    #[oai(nullable)]
+    pub practitioner_id: Option<Uuid>,
+    #[oai(nullable)]
+    pub start: Option<String>,
+    pub expires_at: String,
+    pub created_at: String,
+    #[oai(nullable)]
+    pub decided_at: Option<String>,
 }
 
 /// The outcome of an erasure.
@@ -377,6 +409,7 @@ impl StaffPatientsApi {
             emails,
             audit,
             idempotent_replies,
+            waitlist,
         } = held;
         let bookings = self.bookings(&patient, &appointments).await?;
         let mut events: HashMap<Uuid, Vec<ExportedEvent>> = HashMap::new();
@@ -472,6 +505,28 @@ impl StaffPatientsApi {
                 body: serde_json::from_str(&r.response_body).unwrap_or(serde_json::Value::Null),
             })
             .collect();
+        let mut waitlist_entries = Vec::with_capacity(waitlist.len());
+        for (entry, offers) in waitlist {
+            waitlist_entries.push(ExportedWaitlistEntry {
+                entry: super::waitlist::entry_object(&self.state.db, &entry).await?,
+                urgent: entry.urgent,
+                ended_at: entry.ended_at.map(utc),
+                offers: offers
+                    .into_iter()
+                    .map(|o| ExportedWaitlistOffer {
+                        id: o.id,
+                        status: o.status,
+                        class_id: o.class_session_id,
+                        service_id: o.service_id,
+                        practitioner_id: o.practitioner_id,
+                        start: o.starts_at.map(utc),
+                        expires_at: utc(o.expires_at),
+                        created_at: utc(o.created_at),
+                        decided_at: o.decided_at.map(utc),
+                    })
+                    .collect(),
+            });
+        }
         Ok(PatientExport {
             exported_at: utc(Utc::now()),
             patient: ExportedPatient {
@@ -490,6 +545,7 @@ impl StaffPatientsApi {
             emails,
             audit,
             stored_responses,
+            waitlist: waitlist_entries,
         })
     }
 }

@@ -267,6 +267,17 @@ impl StaffScheduleApi {
             .filter(|t| auth.0.may_manage_practitioner(t.practitioner_id))
             .ok_or_else(|| ApiError::not_found("time off"))?;
         schedule_store::delete_time_off(&txn, id).await?;
+        // The practitioner's time is back: the waitlist may offer it after the grace period.
+        crate::waitlist::record_opening(
+            &txn,
+            crate::waitlist::Opening::Slot {
+                practitioner_id: row.practitioner_id,
+                from: row.starts_at,
+                until: row.ends_at,
+            },
+            chrono::Utc::now(),
+        )
+        .await?;
         store::audit::record(
             &txn,
             Some(auth.0.id),
@@ -327,10 +338,23 @@ impl StaffScheduleApi {
         auth.0.require(&[Role::Admin, Role::Reception])?;
         let id = path_id(&id, "closure")?;
         let txn = store::begin_write(&self.state.db).await?;
-        schedule_store::find_closure(&txn, id)
+        let row = schedule_store::find_closure(&txn, id)
             .await?
             .ok_or_else(|| ApiError::not_found("closure"))?;
         schedule_store::delete_closure(&txn, id).await?;
+        // Everyone's time in it is back: the waitlist may offer it after the grace period.
+        for practitioner in store::catalogue::list_practitioners(&txn, true).await? {
+            crate::waitlist::record_opening(
+                &txn,
+                crate::waitlist::Opening::Slot {
+                    practitioner_id: practitioner.id,
+                    from: row.starts_at,
+                    until: row.ends_at,
+                },
+                chrono::Utc::now(),
+            )
+            .await?;
+        }
         store::audit::record(
             &txn,
             Some(auth.0.id),

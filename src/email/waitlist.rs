@@ -1,0 +1,105 @@
+//! The waitlist's emails to the patient: joined (with the manage link), a place offered (with
+//! the claim link and the hold's deadline), and an offer expired. Written into the outbox in
+//! the transaction of the change that causes them.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use sea_orm::{ConnectionTrait, DbErr};
+
+use crate::config::Settings;
+
+use super::{EmailKind, Recipient, enqueue, local_when};
+
+/// The place an offer holds, as its emails describe it.
+#[derive(Debug, Clone)]
+pub struct HeldPlace {
+    /// The service (or class) name.
+    pub service: String,
+    /// The practitioner or instructor, when the place names one.
+    pub practitioner: Option<String>,
+    pub start: DateTime<Utc>,
+}
+
+/// "You are on the waiting list for {wanted}", with `{public_url}/waitlist/{token}`.
+pub async fn joined(
+    conn: &impl ConnectionTrait,
+    settings: &Settings,
+    to: &Recipient,
+    wanted: &str,
+    manage_token: &str,
+) -> Result<(), DbErr> {
+    let manage_url = format!("{}/waitlist/{manage_token}", public_url(settings));
+    enqueue(
+        conn,
+        settings,
+        EmailKind::WaitlistJoined,
+        to,
+        None,
+        &[("wanted", wanted), ("manage_url", &manage_url)],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// "A place is free and held for you until {deadline}", with
+/// `{public_url}/waitlist/offers/{offer_token}`.
+pub async fn offer_made(
+    conn: &impl ConnectionTrait,
+    settings: &Settings,
+    tz: Tz,
+    to: &Recipient,
+    place: &HeldPlace,
+    deadline: DateTime<Utc>,
+    offer_token: &str,
+) -> Result<(), DbErr> {
+    let offer_url = format!("{}/waitlist/offers/{offer_token}", public_url(settings));
+    let when = local_when(place.start, tz);
+    let deadline = local_when(deadline, tz);
+    enqueue(
+        conn,
+        settings,
+        EmailKind::WaitlistOffer,
+        to,
+        None,
+        &[
+            ("service", &place.service),
+            ("practitioner", place.practitioner.as_deref().unwrap_or("")),
+            ("when", &when),
+            ("deadline", &deadline),
+            ("offer_url", &offer_url),
+        ],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// "The hold ran out at {deadline}; the place was passed on."
+pub async fn offer_expired(
+    conn: &impl ConnectionTrait,
+    settings: &Settings,
+    tz: Tz,
+    to: &Recipient,
+    place: &HeldPlace,
+    deadline: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let when = local_when(place.start, tz);
+    let deadline = local_when(deadline, tz);
+    enqueue(
+        conn,
+        settings,
+        EmailKind::WaitlistOfferExpired,
+        to,
+        None,
+        &[
+            ("service", &place.service),
+            ("when", &when),
+            ("deadline", &deadline),
+        ],
+    )
+    .await
+    .map(|_| ())
+}
+
+fn public_url(settings: &Settings) -> &str {
+    settings.server.public_url.trim_end_matches('/')
+}
