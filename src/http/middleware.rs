@@ -169,5 +169,6 @@ mod tests {
             loggable_path("/api/v1/staff/waitlist"),
             "/api/v1/staff/waitlist"
         );
+        assert_eq!(loggable_path("/book"), "/book");
     }
 }
