@@ -1,10 +1,14 @@
 //! The patient pages as HTTP sees them: HTML with its own CSP, framing only by
 //! `server.embed_origins`, embedded assets with caching and compression, the manage page
-//! behind the emailed link, and the friendly 404 for a link that opens nothing.
+//! behind the emailed link (for a booking or a class seat), the waitlist entry and offer pages,
+//! and the friendly 404 for a link that opens nothing.
 
 use std::io::Read;
 
-use frontdesk::email::worker;
+use chrono::{Duration, Utc};
+use entity::outbox_message;
+use frontdesk::{email::worker, waitlist};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
 use crate::availability::{clinic_with_one_practitioner, in_days, slots, starts};
@@ -442,6 +446,150 @@ async fn a_seat_past_its_notice_cannot_be_cancelled_online_and_the_page_shows_th
         !html.contains("id=\"cancel-start\""),
         "no button that cannot work"
     );
+}
+
+/// Asserts a page is the friendly HTML 404 of a secret link, with the clinic's phone.
+fn assert_friendly_404(page: &Page, heading: &str) {
+    assert_eq!(page.status, 404);
+    assert_eq!(page.header("content-type"), "text/html; charset=utf-8");
+    assert_eq!(page.header("cache-control"), "no-store");
+    assert_eq!(page.header("referrer-policy"), "no-referrer");
+    let csp = page.header("content-security-policy");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    let html = page.text();
+    assert!(html.contains(heading), "{html}");
+    assert!(html.contains("href=\"tel:02079460000\""));
+}
+
+#[tokio::test]
+async fn unknown_waitlist_and_offer_links_get_the_friendly_404_with_the_phone() {
+    let app = spawn_app().await;
+    let page = fetch(&app, "/waitlist/not-a-real-token", &[]).await;
+    assert_friendly_404(&page, "We could not find that waitlist place");
+    let page = fetch(&app, "/waitlist/offers/not-a-real-token", &[]).await;
+    assert_friendly_404(&page, "We could not find that offer");
+}
+
+/// A one-place class taken by a holder, and Wren on its waitlist: (holder's seat manage
+/// token, Wren's entry token and entry URL).
+async fn full_class_with_wren_waiting(app: &TestApp) -> (String, String, String) {
+    let (admin, practitioner, _) = clinic_with_one_practitioner(app).await;
+    let service = class_service(app, &admin, &practitioner, 6).await;
+    let class = class_at(app, &admin, &service, &practitioner, 5, Some(1)).await;
+    let holder = book_seat(app, &class, "holder@example.com").await;
+    assert_eq!(holder.status, 201, "{}", holder.body);
+    let joined = app
+        .post(
+            "/api/v1/waitlist",
+            json!({ "class_id": class,
+                    "patient": { "name": "Wren Patel", "email": "wren@example.com" },
+                    "consent": { "privacy": true, "marketing": false } }),
+        )
+        .await;
+    assert_eq!(joined.status, 201, "{}", joined.body);
+    let text = |v: &serde_json::Value| v.as_str().expect("text").to_string();
+    (
+        text(&holder.body["manage_token"]),
+        text(&joined.body["manage_token"]),
+        text(&joined.body["manage_url"]),
+    )
+}
+
+#[tokio::test]
+async fn a_waitlist_entry_link_opens_its_page_and_then_says_it_was_left() {
+    let app = spawn_app().await;
+    let (_, token, url) = full_class_with_wren_waiting(&app).await;
+    let path = url
+        .strip_prefix(&app.settings.server.public_url)
+        .expect("under public_url");
+    assert_eq!(path, format!("/waitlist/{token}"));
+    let page = fetch(&app, path, &[]).await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("content-type"), "text/html; charset=utf-8");
+    assert_eq!(page.header("cache-control"), "no-store");
+    assert_eq!(page.header("referrer-policy"), "no-referrer");
+    let csp = page.header("content-security-policy");
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    let html = page.text();
+    assert!(html.contains("You are on the waitlist"));
+    assert!(html.contains("Mat Pilates"), "the class it waits for");
+    assert!(
+        html.contains("data-start=\""),
+        "a start the script can show in the patient's zone"
+    );
+    assert!(html.contains("/waitlist.js\""));
+    assert!(
+        !html.contains(&token),
+        "the page carries no copy of the token"
+    );
+    let left = app
+        .post(&format!("/api/v1/waitlist/{token}/leave"), json!({}))
+        .await;
+    assert_eq!(left.status, 200, "{}", left.body);
+    let html = fetch(&app, path, &[]).await.text();
+    assert!(html.contains("You have left the waitlist"));
+}
+
+/// The offer token in the latest offer email to `to`.
+async fn offer_token(app: &TestApp, to: &str) -> String {
+    let emails = outbox_message::Entity::find()
+        .filter(outbox_message::Column::Kind.eq("waitlist_offer"))
+        .filter(outbox_message::Column::ToAddress.eq(to))
+        .all(&app.db)
+        .await
+        .expect("outbox");
+    let email = emails.last().expect("an offer email");
+    let (_, rest) = email
+        .text_body
+        .split_once("/waitlist/offers/")
+        .expect("an offer link");
+    rest.chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
+}
+
+#[tokio::test]
+async fn an_offer_link_shows_the_held_place_and_its_deadline_then_that_it_was_claimed() {
+    let app = spawn_app().await;
+    let (holder, _, _) = full_class_with_wren_waiting(&app).await;
+    let cancelled = app
+        .post(&format!("/api/v1/manage/{holder}/cancel"), json!({}))
+        .await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+    let step = waitlist::worker::run_once(&app.state, Utc::now() + Duration::seconds(121))
+        .await
+        .expect("waitlist step");
+    assert_eq!(step.offers, 1);
+    let token = offer_token(&app, "wren@example.com").await;
+    let page = fetch(&app, &format!("/waitlist/offers/{token}"), &[]).await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("cache-control"), "no-store");
+    assert_eq!(page.header("referrer-policy"), "no-referrer");
+    assert!(
+        page.header("content-security-policy")
+            .contains("frame-ancestors 'none'")
+    );
+    let html = page.text();
+    assert!(html.contains("A place is free for you"));
+    assert!(html.contains("Mat Pilates"));
+    assert!(html.contains("Held for you until"));
+    assert!(html.contains("/offer.js\""));
+    assert!(
+        !html.contains(&token),
+        "the page carries no copy of the token"
+    );
+    let claimed = app
+        .post(&format!("/api/v1/waitlist/offers/{token}/claim"), json!({}))
+        .await;
+    assert_eq!(claimed.status, 201, "{}", claimed.body);
+    let html = fetch(&app, &format!("/waitlist/offers/{token}"), &[])
+        .await
+        .text();
+    assert!(html.contains("You have claimed this place"));
+    assert!(!html.contains("Held for you until"));
 }
 
 #[tokio::test]

@@ -4,18 +4,11 @@
 // waitlist of a one-to-one day and leaving it, and the friendly 404 of an unknown link.
 
 /**
- * t: {context, base, adminToken, services, apiCall, journey, skip, watch, axe, screenshot,
- *     docShot, noHorizontalScroll, mailLinks, assert, sleep}
+ * t: {context, base, adminToken, services, apiCall, journey, watch, axe, screenshot, docShot,
+ *     noHorizontalScroll, mailLinks, assert, sleep}
  */
 export async function classJourneys(t) {
   const { context, base, adminToken, apiCall, journey, watch, axe, screenshot, docShot, assert, sleep } = t;
-  // The waitlist's journeys need its API; a build without it says so in the results (SKIP)
-  // rather than passing them.
-  const spec = await apiCall('/openapi.json');
-  const hasWaitlist = Boolean(spec.body?.paths?.['/api/v1/waitlist']);
-  const waitlistJourney = (name, fn) => (hasWaitlist
-    ? journey(name, fn)
-    : t.skip(name, 'POST /api/v1/waitlist is not in this build'));
   // The demo timetable's Pilates class (two sessions a week); any class service otherwise.
   const classService = t.services.find((s) => s.slug === 'mat-pilates-class')
     || t.services.find((s) => (s.capacity ?? 1) > 1);
@@ -134,7 +127,7 @@ export async function classJourneys(t) {
     await page.close();
   });
 
-  await waitlistJourney('a full class: join its waitlist, then claim the place its offer email holds', async () => {
+  await journey('a full class: join its waitlist, then claim the place its offer email holds', async () => {
     assert(full, 'needs the full class of the journey before');
     const { session, holder } = full;
     const page = await context.newPage();
@@ -188,7 +181,7 @@ export async function classJourneys(t) {
     await page.close();
   });
 
-  await waitlistJourney('a one-to-one day without times: join its waitlist, then leave it', async () => {
+  await journey('a one-to-one day without times: join its waitlist, then leave it', async () => {
     const page = await context.newPage();
     await watch(page);
     await page.goto(`${base}/book?service=physio-follow-up&practitioner=amara-okafor`);
@@ -230,7 +223,7 @@ export async function classJourneys(t) {
     await page.close();
   });
 
-  await waitlistJourney('unknown waitlist and offer links get the friendly page with the phone', async () => {
+  await journey('unknown waitlist and offer links get the friendly page with the phone', async () => {
     const page = await context.newPage();
     await watch(page);
     for (const [path, heading] of [
@@ -260,7 +253,7 @@ export async function classJourneys(t) {
     await page.getByRole('heading', { name: 'When could you come?' }).waitFor();
     await page.getByLabel('Only between certain times').check();
     await t.noHorizontalScroll(page, '/book waitlist times');
-    for (const path of hasWaitlist ? ['/waitlist/unknown', '/waitlist/offers/unknown'] : []) {
+    for (const path of ['/waitlist/unknown', '/waitlist/offers/unknown']) {
       await page.goto(`${base}${path}`);
       await t.noHorizontalScroll(page, path);
     }

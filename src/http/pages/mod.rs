@@ -9,6 +9,7 @@ mod assets;
 mod html;
 mod manage;
 mod seat;
+mod waitlist;
 
 use std::sync::Arc;
 
@@ -86,6 +87,14 @@ pub fn mount(route: Route, state: &Arc<AppState>) -> Route {
         .at("/book", get(book).data(pages.clone()))
         .at("/contact", get(contact).data(pages.clone()))
         .at("/manage/:token", get(manage::page).data(pages.clone()))
+        .at(
+            "/waitlist/:token",
+            get(waitlist::entry_page).data(pages.clone()),
+        )
+        .at(
+            "/waitlist/offers/:token",
+            get(waitlist::offer_page).data(pages.clone()),
+        )
         .at("/embed.js", get(embed_js).data(pages.clone()))
         .at("/assets/:version/:name", get(asset_file).data(pages))
 }
