@@ -204,7 +204,8 @@ pub async fn write_cancel(
     next.updated_at = now;
     let session = store::classes::update_session(txn, next).await?;
     // Places held for the waitlist go with the session, and its entries end.
-    crate::waitlist::offers::withdraw_for_session(txn, session.id, now).await?;
+    let ctx = crate::booking::Context { settings, tz };
+    crate::waitlist::offers::withdraw_for_session(txn, ctx, session.id, now).await?;
     let details = session_details(txn, session.clone()).await?;
     for seat in confirmed {
         let mut cancelled = seat;

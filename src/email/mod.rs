@@ -68,10 +68,13 @@ pub enum EmailKind {
     WaitlistOffer,
     /// To the patient: the hold ran out and the place was passed on.
     WaitlistOfferExpired,
+    /// To the patient: the clinic took back the place held for them (time off, a closure,
+    /// the class cancelled), and what became of their entry.
+    WaitlistOfferWithdrawn,
 }
 
 impl EmailKind {
-    pub const ALL: [EmailKind; 15] = [
+    pub const ALL: [EmailKind; 16] = [
         EmailKind::BookingConfirmed,
         EmailKind::BookingRescheduled,
         EmailKind::BookingCancelled,
@@ -87,6 +90,7 @@ impl EmailKind {
         EmailKind::WaitlistJoined,
         EmailKind::WaitlistOffer,
         EmailKind::WaitlistOfferExpired,
+        EmailKind::WaitlistOfferWithdrawn,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -106,6 +110,7 @@ impl EmailKind {
             EmailKind::WaitlistJoined => "waitlist_joined",
             EmailKind::WaitlistOffer => "waitlist_offer",
             EmailKind::WaitlistOfferExpired => "waitlist_offer_expired",
+            EmailKind::WaitlistOfferWithdrawn => "waitlist_offer_withdrawn",
         }
     }
 

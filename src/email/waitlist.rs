@@ -1,5 +1,5 @@
 //! The waitlist's emails to the patient: joined (with the manage link), a place offered (with
-//! the claim link and the hold's deadline), and an offer expired. Written into the outbox in
+//! the claim link and the hold's deadline), an offer expired, and an offer withdrawn. Written into the outbox in
 //! the transaction of the change that causes them.
 
 use chrono::{DateTime, Utc};
@@ -94,6 +94,34 @@ pub async fn offer_expired(
             ("service", &place.service),
             ("when", &when),
             ("deadline", &deadline),
+        ],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// "The place held for you is no longer available", and whether the entry still waits
+/// (`still_waiting`) or ended with the class it waited for.
+pub async fn offer_withdrawn(
+    conn: &impl ConnectionTrait,
+    settings: &Settings,
+    tz: Tz,
+    to: &Recipient,
+    place: &HeldPlace,
+    still_waiting: bool,
+) -> Result<(), DbErr> {
+    let when = local_when(place.start, tz);
+    enqueue(
+        conn,
+        settings,
+        EmailKind::WaitlistOfferWithdrawn,
+        to,
+        None,
+        &[
+            ("service", &place.service),
+            ("when", &when),
+            // Templates test it for truth: empty is false.
+            ("still_waiting", if still_waiting { "yes" } else { "" }),
         ],
     )
     .await

@@ -519,6 +519,16 @@ async fn time_off_over_a_held_slot_withdraws_the_offer() {
     let shown = c.app.get(&format!("/api/v1/waitlist/offers/{token}")).await;
     assert_eq!(shown.body["offer"]["status"], "withdrawn");
     assert_eq!(c.entry_status(&first).await, "waiting");
+    // The patient hears the place is gone and that they still wait.
+    let told = c.emails("waitlist_offer_withdrawn").await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].to_address, "first@example.com");
+    assert!(
+        told[0].text_body.contains("no longer available")
+            && told[0].text_body.contains("still on the waiting list"),
+        "{}",
+        told[0].text_body
+    );
     c.app
         .post(&format!("/api/v1/waitlist/offers/{token}/claim"), json!({}))
         .await
@@ -803,6 +813,16 @@ async fn raising_a_class_capacity_offers_the_new_place_and_cancelling_the_class_
     assert_eq!(c.entry_status(&first).await, "expired");
     assert_eq!(c.entry_status(&second).await, "expired");
     assert_eq!(seats_held(&c.app, &class).await, 0);
+    // Only the patient holding the offer is told it is withdrawn, and that the entry ended.
+    let told = c.emails("waitlist_offer_withdrawn").await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].to_address, "first@example.com");
+    assert!(
+        told[0].text_body.contains("entry for it has ended")
+            && !told[0].text_body.contains("still on the waiting list"),
+        "{}",
+        told[0].text_body
+    );
 }
 
 #[tokio::test]
