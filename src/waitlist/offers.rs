@@ -462,6 +462,8 @@ async fn hold_seat(
             &place,
             expires_at,
             &offer_token.plain,
+            offer.id,
+            now,
         )
         .await?;
     }
@@ -688,6 +690,8 @@ async fn hold_slot(
             &held_place(&shown),
             expires_at,
             &offer_token.plain,
+            offer.id,
+            now,
         )
         .await?;
     }

@@ -390,6 +390,88 @@ async fn an_expired_offer_passes_the_place_to_the_next_entry() {
     assert_eq!(shown.body["offer"]["status"], "expired");
 }
 
+/// The status of the only reminder of an offer sent to `to`.
+async fn offer_reminder(c: &Clinic, to: &str) -> outbox_message::Model {
+    let reminders: Vec<_> = c
+        .emails("waitlist_offer_reminder")
+        .await
+        .into_iter()
+        .filter(|m| m.to_address == to)
+        .collect();
+    assert_eq!(reminders.len(), 1, "{reminders:?}");
+    reminders.into_iter().next().expect("one reminder")
+}
+
+async fn outbox_step(c: &Clinic, now: DateTime<Utc>) {
+    frontdesk::email::worker::run_once_at(&c.app.state, now)
+        .await
+        .expect("outbox step");
+}
+
+#[tokio::test]
+async fn an_open_offer_is_reminded_halfway_and_a_closed_one_never() {
+    let c = clinic().await;
+    c.join("first@example.com").await;
+    c.join("second@example.com").await;
+    c.cancel().await;
+    let offered_at = after_grace();
+    c.step(offered_at).await;
+    let offer = c.offers().await.into_iter().next().expect("offer");
+    // Queued with the offer, due halfway through the 30-minute hold, before it ends.
+    let reminder = offer_reminder(&c, "first@example.com").await;
+    assert_eq!(
+        reminder.next_attempt_at.timestamp(),
+        (offered_at + Duration::minutes(15)).timestamp()
+    );
+    assert!(reminder.next_attempt_at < offer.expires_at);
+    let token = c.offer_token("first@example.com").await;
+    assert!(
+        reminder
+            .text_body
+            .contains(&format!("/waitlist/offers/{token}")),
+        "{}",
+        reminder.text_body
+    );
+    // Not before its time; sent while the offer is open.
+    outbox_step(&c, offered_at + Duration::minutes(14)).await;
+    assert_eq!(
+        offer_reminder(&c, "first@example.com").await.status,
+        "pending"
+    );
+    outbox_step(&c, offered_at + Duration::minutes(16)).await;
+    assert_eq!(offer_reminder(&c, "first@example.com").await.status, "sent");
+
+    // Declined: the place passes to the second entry, with its own reminder.
+    let declined = c
+        .app
+        .post(
+            &format!("/api/v1/waitlist/offers/{token}/decline"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(declined.status, 200, "{}", declined.body);
+    let second_at = offered_at + Duration::minutes(17);
+    assert_eq!(c.step(second_at).await.offers, 1);
+    assert_eq!(
+        offer_reminder(&c, "second@example.com").await.status,
+        "pending"
+    );
+    // Claimed before its reminder is due: the reminder is voided, never sent.
+    let second = c.offer_token("second@example.com").await;
+    let claimed = c
+        .app
+        .post(
+            &format!("/api/v1/waitlist/offers/{second}/claim"),
+            json!({}),
+        )
+        .await;
+    assert!(claimed.status.is_success(), "{}", claimed.body);
+    outbox_step(&c, second_at + Duration::minutes(20)).await;
+    let voided = offer_reminder(&c, "second@example.com").await;
+    assert_eq!(voided.status, "void", "{voided:?}");
+    assert!(voided.sent_at.is_none());
+}
+
 #[tokio::test]
 async fn a_place_taken_again_within_the_grace_period_produces_no_offer() {
     let c = clinic().await;
