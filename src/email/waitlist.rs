@@ -1,7 +1,7 @@
 //! The waitlist's emails to the patient: joined (with the manage link), a place offered (with
 //! the claim link and the hold's deadline) with a reminder due halfway through the hold, an
-//! offer expired, and an offer withdrawn. Written into the outbox in
-//! the transaction of the change that causes them.
+//! offer expired, and an offer withdrawn. Written into the outbox in the transaction of the
+//! change that causes them.
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
