@@ -172,6 +172,7 @@ pub async fn write_time_off(
     .await?;
     crate::waitlist::offers::withdraw_inside(
         txn,
+        ctx,
         Some(practitioner_id),
         period.starts_at,
         period.ends_at,
@@ -245,7 +246,7 @@ pub async fn write_closure(
         now,
     )
     .await?;
-    crate::waitlist::offers::withdraw_inside(txn, None, period.starts_at, period.ends_at, now)
+    crate::waitlist::offers::withdraw_inside(txn, ctx, None, period.starts_at, period.ends_at, now)
         .await?;
     let row = store::schedule::insert_closure(
         txn,

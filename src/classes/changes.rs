@@ -42,8 +42,9 @@ pub struct SeriesEnded {
 }
 
 /// Moves, resizes or re-staffs a session. A capacity below the places taken or held is
-/// refused; a new time or instructor is checked like a new session, and every seat holder is
-/// emailed an updated invitation (SEQUENCE raised).
+/// refused; a new time or instructor is checked like a new session. Any change (a resize
+/// too) raises the SEQUENCE and emails every seat holder an updated invitation, so their
+/// calendars and the class's emails never disagree on what the class is.
 pub async fn update_session(
     state: &AppState,
     id: Uuid,
@@ -105,9 +106,7 @@ pub async fn update_session(
     {
         return Err(refusal);
     }
-    if moved {
-        next.sequence += 1;
-    }
+    next.sequence += 1;
     next.updated_at = now;
     let raised = next.capacity > current.capacity;
     let session = store::classes::update_session(&*txn, next)
@@ -127,26 +126,24 @@ pub async fn update_session(
     )
     .await?;
     let details = session_details(&*txn, session).await?;
-    if moved {
-        for seat in store::classes::seats_of(&*txn, id).await? {
-            if seat.status != SeatStatus::Confirmed.as_str() {
-                continue;
-            }
-            let Some(patient) = store::patients::find(&*txn, seat.patient_id).await? else {
-                continue;
-            };
-            let view = seat_email(&state.settings, &seat, &details, &patient, None);
-            email::seat_changed(
-                &*txn,
-                &state.settings,
-                state.tz,
-                SeatChange::ClassChanged {
-                    seat: &view,
-                    previous_start: current.starts_at,
-                },
-            )
-            .await?;
+    for seat in store::classes::seats_of(&*txn, id).await? {
+        if seat.status != SeatStatus::Confirmed.as_str() {
+            continue;
         }
+        let Some(patient) = store::patients::find(&*txn, seat.patient_id).await? else {
+            continue;
+        };
+        let view = seat_email(&state.settings, &seat, &details, &patient, None);
+        email::seat_changed(
+            &*txn,
+            &state.settings,
+            state.tz,
+            SeatChange::ClassChanged {
+                seat: &view,
+                previous_start: current.starts_at,
+            },
+        )
+        .await?;
     }
     txn.commit().await.map_err(write_error)?;
     Ok(details)
@@ -207,7 +204,8 @@ pub async fn write_cancel(
     next.updated_at = now;
     let session = store::classes::update_session(txn, next).await?;
     // Places held for the waitlist go with the session, and its entries end.
-    crate::waitlist::offers::withdraw_for_session(txn, session.id, now).await?;
+    let ctx = crate::booking::Context { settings, tz };
+    crate::waitlist::offers::withdraw_for_session(txn, ctx, session.id, now).await?;
     let details = session_details(txn, session.clone()).await?;
     for seat in confirmed {
         let mut cancelled = seat;

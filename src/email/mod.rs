@@ -68,10 +68,16 @@ pub enum EmailKind {
     WaitlistOffer,
     /// To the patient: the hold ran out and the place was passed on.
     WaitlistOfferExpired,
+    /// To the patient: the clinic took back the place held for them (time off, a closure,
+    /// the class cancelled), and what became of their entry.
+    WaitlistOfferWithdrawn,
+    /// To the patient: halfway through the hold, a reminder that the place is still held for
+    /// them until its deadline (void once the offer is no longer open).
+    WaitlistOfferReminder,
 }
 
 impl EmailKind {
-    pub const ALL: [EmailKind; 15] = [
+    pub const ALL: [EmailKind; 17] = [
         EmailKind::BookingConfirmed,
         EmailKind::BookingRescheduled,
         EmailKind::BookingCancelled,
@@ -87,6 +93,8 @@ impl EmailKind {
         EmailKind::WaitlistJoined,
         EmailKind::WaitlistOffer,
         EmailKind::WaitlistOfferExpired,
+        EmailKind::WaitlistOfferWithdrawn,
+        EmailKind::WaitlistOfferReminder,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -106,6 +114,8 @@ impl EmailKind {
             EmailKind::WaitlistJoined => "waitlist_joined",
             EmailKind::WaitlistOffer => "waitlist_offer",
             EmailKind::WaitlistOfferExpired => "waitlist_offer_expired",
+            EmailKind::WaitlistOfferWithdrawn => "waitlist_offer_withdrawn",
+            EmailKind::WaitlistOfferReminder => "waitlist_offer_reminder",
         }
     }
 
@@ -343,6 +353,22 @@ pub async fn enqueue(
     reply_to: Option<&Recipient>,
     vars: &[(&str, &str)],
 ) -> Result<Uuid, DbErr> {
+    enqueue_at(conn, settings, kind, to, reply_to, vars, None, Utc::now()).await
+}
+
+/// [`enqueue`], not sent before `send_after`, and keyed to `about` (the row the worker checks
+/// before sending, as a booking's id keys its reminder).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn enqueue_at(
+    conn: &impl ConnectionTrait,
+    settings: &Settings,
+    kind: EmailKind,
+    to: &Recipient,
+    reply_to: Option<&Recipient>,
+    vars: &[(&str, &str)],
+    about: Option<Uuid>,
+    send_after: DateTime<Utc>,
+) -> Result<Uuid, DbErr> {
     let templates = templates(settings)?;
     let mut all = compose::clinic_vars(settings);
     for (key, value) in vars {
@@ -356,7 +382,8 @@ pub async fn enqueue(
         &all,
         &compose::message_id_domain(settings),
     )?;
-    email.send_after = Utc::now();
+    email.appointment_id = about;
+    email.send_after = send_after;
     outbox::enqueue(conn, &email).await
 }
 

@@ -44,6 +44,8 @@ pub struct OutgoingEmail {
     pub ics: Option<(String, &'static str)>,
     /// `<uuid@domain>`, unique.
     pub message_id: String,
+    /// What the email is about: a booking, a class seat, or (for an offer's reminder) the
+    /// waitlist offer the worker checks is still open before sending.
     pub appointment_id: Option<Uuid>,
     /// Not sent before this instant (a reminder's time; now for everything else).
     pub send_after: DateTime<Utc>,

@@ -1,14 +1,16 @@
 //! The waitlist's emails to the patient: joined (with the manage link), a place offered (with
-//! the claim link and the hold's deadline), and an offer expired. Written into the outbox in
-//! the transaction of the change that causes them.
+//! the claim link and the hold's deadline) with a reminder due halfway through the hold, an
+//! offer expired, and an offer withdrawn. Written into the outbox in the transaction of the
+//! change that causes them.
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use sea_orm::{ConnectionTrait, DbErr};
+use uuid::Uuid;
 
 use crate::config::Settings;
 
-use super::{EmailKind, Recipient, enqueue, local_when};
+use super::{EmailKind, Recipient, enqueue, enqueue_at, local_when};
 
 /// The place an offer holds, as its emails describe it.
 #[derive(Debug, Clone)]
@@ -42,7 +44,10 @@ pub async fn joined(
 }
 
 /// "A place is free and held for you until {deadline}", with
-/// `{public_url}/waitlist/offers/{offer_token}`.
+/// `{public_url}/waitlist/offers/{offer_token}`; and the reminder of it, due halfway between
+/// `now` (the offer) and the deadline, keyed to `offer_id` so the outbox worker voids it
+/// once the offer is no longer open.
+#[allow(clippy::too_many_arguments)]
 pub async fn offer_made(
     conn: &impl ConnectionTrait,
     settings: &Settings,
@@ -51,26 +56,40 @@ pub async fn offer_made(
     place: &HeldPlace,
     deadline: DateTime<Utc>,
     offer_token: &str,
+    offer_id: Uuid,
+    now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let offer_url = format!("{}/waitlist/offers/{offer_token}", public_url(settings));
     let when = local_when(place.start, tz);
-    let deadline = local_when(deadline, tz);
-    enqueue(
-        conn,
-        settings,
-        EmailKind::WaitlistOffer,
-        to,
-        None,
-        &[
-            ("service", &place.service),
-            ("practitioner", place.practitioner.as_deref().unwrap_or("")),
-            ("when", &when),
-            ("deadline", &deadline),
-            ("offer_url", &offer_url),
-        ],
-    )
-    .await
-    .map(|_| ())
+    let deadline_local = local_when(deadline, tz);
+    let vars = [
+        ("service", place.service.as_str()),
+        ("practitioner", place.practitioner.as_deref().unwrap_or("")),
+        ("when", &when),
+        ("deadline", &deadline_local),
+        ("offer_url", &offer_url),
+    ];
+    enqueue(conn, settings, EmailKind::WaitlistOffer, to, None, &vars).await?;
+    let remind_at = reminder_at(now, deadline);
+    if remind_at > now {
+        enqueue_at(
+            conn,
+            settings,
+            EmailKind::WaitlistOfferReminder,
+            to,
+            None,
+            &vars,
+            Some(offer_id),
+            remind_at,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// When an offer's reminder is due: halfway through its hold.
+pub fn reminder_at(offered: DateTime<Utc>, deadline: DateTime<Utc>) -> DateTime<Utc> {
+    offered + (deadline - offered) / 2
 }
 
 /// "The hold ran out at {deadline}; the place was passed on."
@@ -94,6 +113,34 @@ pub async fn offer_expired(
             ("service", &place.service),
             ("when", &when),
             ("deadline", &deadline),
+        ],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// "The place held for you is no longer available", and whether the entry still waits
+/// (`still_waiting`) or ended with the class it waited for.
+pub async fn offer_withdrawn(
+    conn: &impl ConnectionTrait,
+    settings: &Settings,
+    tz: Tz,
+    to: &Recipient,
+    place: &HeldPlace,
+    still_waiting: bool,
+) -> Result<(), DbErr> {
+    let when = local_when(place.start, tz);
+    enqueue(
+        conn,
+        settings,
+        EmailKind::WaitlistOfferWithdrawn,
+        to,
+        None,
+        &[
+            ("service", &place.service),
+            ("when", &when),
+            // Templates test it for truth: empty is false.
+            ("still_waiting", if still_waiting { "yes" } else { "" }),
         ],
     )
     .await

@@ -6,7 +6,7 @@
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use entity::{appointment, outbox_message};
+use entity::{appointment, outbox_message, waitlist_offer};
 use sea_orm::EntityTrait;
 use tokio::{sync::watch, time::Instant};
 
@@ -109,9 +109,14 @@ async fn process(
         .rsplit_once('@')
         .map(|(_, d)| d)
         .unwrap_or("");
-    if row.kind == EmailKind::Reminder.as_str()
-        && let Some(reason) = reminder_obsolete(state, row, clock.now()).await?
-    {
+    let obsolete = if row.kind == EmailKind::Reminder.as_str() {
+        reminder_obsolete(state, row, clock.now()).await?
+    } else if row.kind == EmailKind::WaitlistOfferReminder.as_str() {
+        offer_reminder_obsolete(state, row, clock.now()).await?
+    } else {
+        None
+    };
+    if let Some(reason) = obsolete {
         outbox::mark_void(&state.db, row.id, reason).await?;
         tracing::info!(id = %row.id, kind = %row.kind, reason, "reminder not sent");
         return Ok(());
@@ -185,6 +190,31 @@ async fn reminder_obsolete(
     }
     if appointment.starts_at <= now {
         return Ok(Some("the booking has already started"));
+    }
+    Ok(None)
+}
+
+/// Why an offer's reminder should no longer go out, if it should not: the offer is gone, no
+/// longer open (claimed, declined, expired or withdrawn), or its hold has ended.
+async fn offer_reminder_obsolete(
+    state: &AppState,
+    row: &outbox_message::Model,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<&'static str>> {
+    let Some(offer_id) = row.appointment_id else {
+        return Ok(Some("the reminder names no offer"));
+    };
+    let Some(offer) = waitlist_offer::Entity::find_by_id(offer_id)
+        .one(&state.db)
+        .await?
+    else {
+        return Ok(Some("the offer no longer exists"));
+    };
+    if offer.status != crate::domain::waitlist::OfferStatus::Open.as_str() {
+        return Ok(Some("the offer is no longer open"));
+    }
+    if offer.expires_at <= now {
+        return Ok(Some("the offer's hold has ended"));
     }
     Ok(None)
 }

@@ -24,7 +24,7 @@ pub const ERASED_NAME: &str = "Erased patient";
 pub const ERASED_TEXT: &str = "[erased]";
 
 /// Kinds of email addressed to the patient themself (the others go to staff).
-const PATIENT_KINDS: [&str; 12] = [
+const PATIENT_KINDS: [&str; 14] = [
     "booking_confirmed",
     "booking_rescheduled",
     "booking_cancelled",
@@ -37,6 +37,8 @@ const PATIENT_KINDS: [&str; 12] = [
     "waitlist_joined",
     "waitlist_offer",
     "waitlist_offer_expired",
+    "waitlist_offer_withdrawn",
+    "waitlist_offer_reminder",
 ];
 
 /// What an erasure changed.

@@ -265,9 +265,11 @@ pub(crate) async fn expire_due(state: &AppState, now: DateTime<Utc>) -> Result<u
 
 /// Withdraws the open one-to-one offers holding time of `practitioner_id` (or of anyone,
 /// for a closure) inside [from, until): the time is no longer the clinic's to offer. Their
-/// entries wait again. Pass the transaction that takes the time away.
+/// entries wait again, and each patient is told. Pass the transaction that takes the time
+/// away.
 pub async fn withdraw_inside(
     conn: &impl ConnectionTrait,
+    ctx: Context<'_>,
     practitioner_id: Option<Uuid>,
     from: DateTime<Utc>,
     until: DateTime<Utc>,
@@ -286,6 +288,7 @@ pub async fn withdraw_inside(
                 now,
             )
             .await?;
+            tell_withdrawn(conn, ctx, &offer, true).await?;
             withdrawn.push(offer.id);
         }
     }
@@ -459,6 +462,8 @@ async fn hold_seat(
             &place,
             expires_at,
             &offer_token.plain,
+            offer.id,
+            now,
         )
         .await?;
     }
@@ -472,15 +477,19 @@ async fn hold_seat(
     Ok(Held::Offered)
 }
 
-/// Withdraws the open seat offers of a session that was cancelled, and ends the entries
-/// waiting for it (the session they wait for is gone). Pass the cancellation's transaction.
+/// Withdraws the open seat offers of a session that was cancelled (each patient is told),
+/// and ends the entries waiting for it (the session they wait for is gone). Pass the
+/// cancellation's transaction.
 pub async fn withdraw_for_session(
     conn: &impl ConnectionTrait,
+    ctx: Context<'_>,
     session_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     for offer in store::waitlist::open_offers_of_session(conn, session_id).await? {
-        store::waitlist::close_offer(conn, &offer, OfferStatus::Withdrawn, now, None).await?;
+        if store::waitlist::close_offer(conn, &offer, OfferStatus::Withdrawn, now, None).await? {
+            tell_withdrawn(conn, ctx, &offer, false).await?;
+        }
     }
     for entry in store::waitlist::waiting_or_offered_for_session(conn, session_id).await? {
         store::waitlist::set_entry_status(
@@ -681,6 +690,8 @@ async fn hold_slot(
             &held_place(&shown),
             expires_at,
             &offer_token.plain,
+            offer.id,
+            now,
         )
         .await?;
     }
@@ -743,6 +754,29 @@ pub(crate) fn waiting_of(row: &waitlist_entry::Model) -> Option<Waiting> {
         created_at: row.created_at,
         want,
     })
+}
+
+/// Emails the patient of a withdrawn offer that the place is gone and whether their entry
+/// still waits.
+async fn tell_withdrawn(
+    conn: &impl ConnectionTrait,
+    ctx: Context<'_>,
+    offer: &waitlist_offer::Model,
+    still_waiting: bool,
+) -> Result<(), DbErr> {
+    let Some(to) = recipient_of(conn, offer.entry_id).await? else {
+        return Ok(());
+    };
+    let shown = details(conn, offer.clone()).await?;
+    crate::email::waitlist::offer_withdrawn(
+        conn,
+        ctx.settings,
+        ctx.tz,
+        &to,
+        &held_place(&shown),
+        still_waiting,
+    )
+    .await
 }
 
 /// Who an entry's emails go to: its patient, unless erased or without an address.

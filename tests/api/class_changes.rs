@@ -72,7 +72,7 @@ async fn moving_a_class_sends_each_seat_holder_an_updated_invitation() {
     let kept_token = kept.body["manage_token"].as_str().expect("token");
     let view = app.get(&format!("/api/v1/manage/{kept_token}")).await;
     assert_eq!(view.body["seat"]["class"]["start"], new_start.as_str());
-    // A capacity below the seats taken is refused; equal to them is fine and emails no one.
+    // A capacity below the seats taken is refused; equal to them is fine.
     app.patch_as(
         &admin,
         &format!("/api/v1/staff/classes/{class}"),
@@ -98,7 +98,26 @@ async fn moving_a_class_sends_each_seat_holder_an_updated_invitation() {
         .await;
     assert_eq!(resized.status, 200, "{}", resized.body);
     assert_eq!(resized.body["seats_left"], 0);
-    assert_eq!(emails(&app, "class_changed").await.len(), 1);
+    // The resize alone still reaches each confirmed seat holder, with SEQUENCE raised again.
+    let changed = emails(&app, "class_changed").await;
+    assert_eq!(changed.len(), 3, "{changed:?}");
+    let resize: Vec<_> = changed
+        .iter()
+        .filter(|e| e.ics.as_deref().is_some_and(|i| i.contains("SEQUENCE:2")))
+        .collect();
+    let mut resized_to: Vec<_> = resize.iter().map(|e| e.to_address.as_str()).collect();
+    resized_to.sort_unstable();
+    assert_eq!(resized_to, ["kept@example.com", "two@example.com"]);
+    for email in resize {
+        let ics = email.ics.as_deref().expect("invitation");
+        assert!(ics.contains("METHOD:REQUEST"), "{ics}");
+        // Nothing moved, so the email does not claim an earlier time.
+        assert!(
+            !email.text_body.contains("it was on"),
+            "{}",
+            email.text_body
+        );
+    }
     book_seat(&app, &class, "three@example.com")
         .await
         .assert_problem(409, "class_full");

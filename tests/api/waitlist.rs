@@ -390,6 +390,88 @@ async fn an_expired_offer_passes_the_place_to_the_next_entry() {
     assert_eq!(shown.body["offer"]["status"], "expired");
 }
 
+/// The status of the only reminder of an offer sent to `to`.
+async fn offer_reminder(c: &Clinic, to: &str) -> outbox_message::Model {
+    let reminders: Vec<_> = c
+        .emails("waitlist_offer_reminder")
+        .await
+        .into_iter()
+        .filter(|m| m.to_address == to)
+        .collect();
+    assert_eq!(reminders.len(), 1, "{reminders:?}");
+    reminders.into_iter().next().expect("one reminder")
+}
+
+async fn outbox_step(c: &Clinic, now: DateTime<Utc>) {
+    frontdesk::email::worker::run_once_at(&c.app.state, now)
+        .await
+        .expect("outbox step");
+}
+
+#[tokio::test]
+async fn an_open_offer_is_reminded_halfway_and_a_closed_one_never() {
+    let c = clinic().await;
+    c.join("first@example.com").await;
+    c.join("second@example.com").await;
+    c.cancel().await;
+    let offered_at = after_grace();
+    c.step(offered_at).await;
+    let offer = c.offers().await.into_iter().next().expect("offer");
+    // Queued with the offer, due halfway through the 30-minute hold, before it ends.
+    let reminder = offer_reminder(&c, "first@example.com").await;
+    assert_eq!(
+        reminder.next_attempt_at.timestamp(),
+        (offered_at + Duration::minutes(15)).timestamp()
+    );
+    assert!(reminder.next_attempt_at < offer.expires_at);
+    let token = c.offer_token("first@example.com").await;
+    assert!(
+        reminder
+            .text_body
+            .contains(&format!("/waitlist/offers/{token}")),
+        "{}",
+        reminder.text_body
+    );
+    // Not before its time; sent while the offer is open.
+    outbox_step(&c, offered_at + Duration::minutes(14)).await;
+    assert_eq!(
+        offer_reminder(&c, "first@example.com").await.status,
+        "pending"
+    );
+    outbox_step(&c, offered_at + Duration::minutes(16)).await;
+    assert_eq!(offer_reminder(&c, "first@example.com").await.status, "sent");
+
+    // Declined: the place passes to the second entry, with its own reminder.
+    let declined = c
+        .app
+        .post(
+            &format!("/api/v1/waitlist/offers/{token}/decline"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(declined.status, 200, "{}", declined.body);
+    let second_at = offered_at + Duration::minutes(17);
+    assert_eq!(c.step(second_at).await.offers, 1);
+    assert_eq!(
+        offer_reminder(&c, "second@example.com").await.status,
+        "pending"
+    );
+    // Claimed before its reminder is due: the reminder is voided, never sent.
+    let second = c.offer_token("second@example.com").await;
+    let claimed = c
+        .app
+        .post(
+            &format!("/api/v1/waitlist/offers/{second}/claim"),
+            json!({}),
+        )
+        .await;
+    assert!(claimed.status.is_success(), "{}", claimed.body);
+    outbox_step(&c, second_at + Duration::minutes(20)).await;
+    let voided = offer_reminder(&c, "second@example.com").await;
+    assert_eq!(voided.status, "void", "{voided:?}");
+    assert!(voided.sent_at.is_none());
+}
+
 #[tokio::test]
 async fn a_place_taken_again_within_the_grace_period_produces_no_offer() {
     let c = clinic().await;
@@ -519,6 +601,16 @@ async fn time_off_over_a_held_slot_withdraws_the_offer() {
     let shown = c.app.get(&format!("/api/v1/waitlist/offers/{token}")).await;
     assert_eq!(shown.body["offer"]["status"], "withdrawn");
     assert_eq!(c.entry_status(&first).await, "waiting");
+    // The patient hears the place is gone and that they still wait.
+    let told = c.emails("waitlist_offer_withdrawn").await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].to_address, "first@example.com");
+    assert!(
+        told[0].text_body.contains("no longer available")
+            && told[0].text_body.contains("still on the waiting list"),
+        "{}",
+        told[0].text_body
+    );
     c.app
         .post(&format!("/api/v1/waitlist/offers/{token}/claim"), json!({}))
         .await
@@ -803,6 +895,16 @@ async fn raising_a_class_capacity_offers_the_new_place_and_cancelling_the_class_
     assert_eq!(c.entry_status(&first).await, "expired");
     assert_eq!(c.entry_status(&second).await, "expired");
     assert_eq!(seats_held(&c.app, &class).await, 0);
+    // Only the patient holding the offer is told it is withdrawn, and that the entry ended.
+    let told = c.emails("waitlist_offer_withdrawn").await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].to_address, "first@example.com");
+    assert!(
+        told[0].text_body.contains("entry for it has ended")
+            && !told[0].text_body.contains("still on the waiting list"),
+        "{}",
+        told[0].text_body
+    );
 }
 
 #[tokio::test]
