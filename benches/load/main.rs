@@ -6,7 +6,9 @@
 //!     cargo bench --bench load                   # plus the PostgreSQL phases
 //!
 //! `LOAD_SECONDS` (default 3) bounds every phase; `LOAD_RUNS` (default 3) repeats them;
-//! `LOAD_NO_WRITE=1` prints the tables without touching BENCHMARKS.md. Every server is a
+//! `LOAD_NO_WRITE=1` prints the tables without touching BENCHMARKS.md; `LOAD_ONLY=booking` (any
+//! part of a phase's name) runs only the matching phases, for a quick look (implies
+//! `LOAD_NO_WRITE`: a partial table never replaces the full one). Every server is a
 //! child process of this one on loopback, stopped at the end of its phase.
 //!
 //! Phases: booking POST at 1/4/16/64 clients on SQLite (one practitioner working around the
@@ -630,26 +632,34 @@ async fn one_run(work: &Path, postgres: Option<&str>) -> Run {
     ));
     let next = Arc::new(AtomicU64::new(0));
     for clients in [1, 4, 16, 64] {
-        let f = bookings(
-            clients,
-            vec![server.base.clone()],
-            &pid,
-            &clinic,
-            next.clone(),
-        )
-        .await;
-        out.push((format!("booking POST, SQLite, {clients} clients"), f));
+        let name = format!("booking POST, SQLite, {clients} clients");
+        if wanted(&name) {
+            let base = vec![server.base.clone()];
+            out.push((
+                name,
+                bookings(clients, base, &pid, &clinic, next.clone()).await,
+            ));
+        }
     }
-    let f = seats(64, server.base.clone(), &pid, &clinic).await;
-    out.push(("seat POST, SQLite, 64 clients, one class".into(), f));
-    out.push((
-        "bare SQLite check-and-insert (ceiling)".into(),
-        bare_sqlite(work).await,
-    ));
-    let f = gets(64, week_query(&server.base, &clinic), &pid).await;
-    out.push(("slot search, SQLite, 64 connections".into(), f));
-    let f = gets(64, format!("{}/health/live", server.base), &pid).await;
-    out.push(("/health/live, 64 connections (ceiling)".into(), f));
+    let name = "seat POST, SQLite, 64 clients, one class";
+    if wanted(name) {
+        let f = seats(64, server.base.clone(), &pid, &clinic).await;
+        out.push((name.into(), f));
+    }
+    let name = "bare SQLite check-and-insert (ceiling)";
+    if wanted(name) {
+        out.push((name.into(), bare_sqlite(work).await));
+    }
+    let name = "slot search, SQLite, 64 connections";
+    if wanted(name) {
+        let f = gets(64, week_query(&server.base, &clinic), &pid).await;
+        out.push((name.into(), f));
+    }
+    let name = "/health/live, 64 connections (ceiling)";
+    if wanted(name) {
+        let f = gets(64, format!("{}/health/live", server.base), &pid).await;
+        out.push((name.into(), f));
+    }
     drop(server);
 
     if let Some(admin_url) = postgres {
@@ -677,17 +687,20 @@ async fn one_run(work: &Path, postgres: Option<&str>) -> Run {
             },
         ));
         let bases = vec![first.base.clone(), second.base.clone()];
-        let f = bookings(64, bases, &pids, &clinic, Arc::new(AtomicU64::new(0))).await;
-        out.push((
-            "booking POST, PostgreSQL, 64 clients, 2 instances".into(),
-            f,
-        ));
-        out.push((
-            "bare PostgreSQL insert under the exclusion constraint (ceiling)".into(),
-            bare_postgres(&url).await,
-        ));
-        let f = gets(64, week_query(&first.base, &clinic), &pids[..1]).await;
-        out.push(("slot search, PostgreSQL, 64 connections".into(), f));
+        let name = "booking POST, PostgreSQL, 64 clients, 2 instances";
+        if wanted(name) {
+            let next = Arc::new(AtomicU64::new(0));
+            out.push((name.into(), bookings(64, bases, &pids, &clinic, next).await));
+        }
+        let name = "bare PostgreSQL insert under the exclusion constraint (ceiling)";
+        if wanted(name) {
+            out.push((name.into(), bare_postgres(&url).await));
+        }
+        let name = "slot search, PostgreSQL, 64 connections";
+        if wanted(name) {
+            let f = gets(64, week_query(&first.base, &clinic), &pids[..1]).await;
+            out.push((name.into(), f));
+        }
         drop(first);
         drop(second);
         admin
@@ -704,6 +717,11 @@ fn load_average() -> String {
         .ok()
         .and_then(|s| s.split_whitespace().next().map(str::to_string))
         .unwrap_or_else(|| "?".into())
+}
+
+/// Whether `LOAD_ONLY` (absent: every phase) selects the phase `name`.
+fn wanted(name: &str) -> bool {
+    std::env::var("LOAD_ONLY").map_or(true, |only| name.contains(only.as_str()))
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -850,7 +868,7 @@ fn main() {
     }
     let tables = table(&all, &loads);
     println!("\n{tables}");
-    if std::env::var("LOAD_NO_WRITE").is_err() {
+    if std::env::var("LOAD_NO_WRITE").is_err() && std::env::var("LOAD_ONLY").is_err() {
         write_benchmarks(&tables);
     }
 }

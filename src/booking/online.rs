@@ -1,17 +1,20 @@
 //! Online bookings. What needs no decision is settled before the write slot ([`Ahead`]): the
 //! manage token and its hash, the appointment's id and reference, and the emails, rendered
-//! from the service and practitioner as read just before. The slot then reads only what it
-//! decides on (the service, who offers it, what overlaps the slot, the patient), asks the
-//! rulebook, and writes rows: the patient if new, the appointment, then everything else in one
-//! round trip (`store::batch`). Emails rendered from something the slot no longer agrees with (a
-//! renamed or re-timed service, another practitioner chosen, a reference collision) are
-//! rendered again inside it, so what is sent is always what was booked. The practitioner's
-//! name and address are not decided on: they are shown as read just before the slot. PostgreSQL, which has no single
-//! writer, books in one statement instead (`online_postgres`).
+//! from the service and practitioner as slot search's per-instance copy has them. The slot
+//! then reads in one round trip everything it decides on (the service, who offers it, the
+//! patient, and the calendars over the window the copy points to), asks the rulebook, and
+//! writes every row in one atomic round trip (`store::batch::insert_atomic`). What the fresh
+//! reads disagree with is done again inside the slot: calendars for other practitioners or
+//! another window are read again, and emails rendered from a renamed or re-timed service,
+//! another practitioner or a reference taken meanwhile are rendered again, so what is sent is
+//! always what was booked. PostgreSQL, which has no single writer, books in one statement
+//! instead (`online_postgres`).
 
 use chrono::{DateTime, Utc};
-use entity::{patient, practitioner};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
+use entity::{patient, practitioner, service};
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, FromQueryResult, QueryTrait,
+};
 use uuid::Uuid;
 
 use crate::{
@@ -56,8 +59,13 @@ async fn book_once(
         return super::online_postgres::book_once(state, new, idempotency).await;
     }
     let ctx = Context::of(state);
-    let ahead = Ahead::prepare(&state.db, ctx, new, Utc::now()).await?;
-    let txn = state.writer.begin().await?;
+    let ahead = Ahead::prepare(&state.slot_inputs, &state.db, ctx, new, Utc::now()).await?;
+    // Without an idempotency key to claim, the booking's only write is one atomic batch, so
+    // it needs no savepoint of its own.
+    let txn = match idempotency {
+        None => state.writer.begin_bare().await?,
+        Some(_) => state.writer.begin().await?,
+    };
     let booked = write_online(
         &txn,
         ctx,
@@ -82,6 +90,10 @@ pub struct Ahead {
     /// the service), with the view and the practitioner they were rendered from; none when
     /// the slot has a choice to make or the reads found nothing to render.
     rendered: Option<Rendered>,
+    /// The service and the practitioners offering it, as read before the slot: from them the
+    /// slot knows which calendars over which window it will decide on, and reads those with
+    /// everything else in one round trip (then checks they are still the ones).
+    read: Option<(service::Model, Vec<practitioner::Model>)>,
 }
 
 struct Rendered {
@@ -92,9 +104,11 @@ struct Rendered {
 
 impl Ahead {
     /// Chooses the ids, the reference and the token, and renders the emails from the
-    /// service and practitioner as `conn` (the pool, outside the write slot) reads them. What
-    /// these reads find decides nothing: the slot reads again.
+    /// service and practitioner as the slot-search copy in `cache` has them (read through
+    /// `conn`, the pool, outside the write slot, when missing). What it finds decides nothing:
+    /// the slot reads again.
     pub async fn prepare(
+        cache: &store::availability::StaticCache,
         conn: &impl ConnectionTrait,
         ctx: Context<'_>,
         new: &NewBooking,
@@ -106,23 +120,23 @@ impl Ahead {
             reference: booking::new_reference(),
             now,
             rendered: None,
+            read: None,
         };
-        let Some(service) = store::catalogue::find_public_service(conn, new.service_id).await?
+        let Some(inputs) =
+            store::availability::static_inputs(cache, conn, new.service_id, now).await?
         else {
             return Ok(ahead);
         };
-        let practitioner_id = match new.practitioner_id {
-            Some(id) => id,
-            None => match store::catalogue::public_practitioner_ids_for(conn, service.id)
-                .await?
-                .as_slice()
-            {
-                [only] => *only,
-                _ => return Ok(ahead),
+        let (service, offering) = (inputs.service.clone(), inputs.practitioners.clone());
+        let practitioner = match new.practitioner_id {
+            Some(id) => offering.iter().find(|p| p.id == id).cloned(),
+            None => match offering.as_slice() {
+                [only] => Some(only.clone()),
+                _ => None,
             },
         };
-        let Some(practitioner) = store::catalogue::find_practitioner(conn, practitioner_id).await?
-        else {
+        ahead.read = Some((service.clone(), offering));
+        let Some(practitioner) = practitioner else {
             return Ok(ahead);
         };
         let details = shown_details(
@@ -196,6 +210,8 @@ pub(super) fn shown_details(
 
 /// The online booking's write: everything it decides on (the service, who offers it, what
 /// overlaps the slot, the patient's other bookings, the idempotency key) is read inside `txn`.
+/// Without an idempotency key its only write is one `store::batch::insert_atomic` call, so it
+/// may run in a bare write slot (`Writer::begin_bare`).
 pub async fn write_online(
     txn: &DatabaseTransaction,
     ctx: Context<'_>,
@@ -210,6 +226,7 @@ pub async fn write_online(
         reference,
         now,
         rendered,
+        read,
     } = ahead;
     if let Some(idem) = idempotency {
         if let Some(stored) = store::bookings::find_idempotent(txn, &idem.key, now).await? {
@@ -217,27 +234,79 @@ pub async fn write_online(
         }
         store::bookings::claim_idempotent(txn, &idem.key, &idem.request_hash, now).await?;
     }
-    let service = store::catalogue::find_public_service(txn, new.service_id)
-        .await?
-        .ok_or_else(|| {
-            BookingError::Invalid(vec![FieldError::new("service_id", "no such service")])
-        })?;
+    // One round trip: the service, who offers it, the patient, and the calendars the reads
+    // before the slot point to (which practitioners, over which window).
+    let guess = read.and_then(|(service, offering)| {
+        let offering: Vec<Uuid> = offering.iter().map(|p| p.id).collect();
+        let candidates = match new.practitioner_id {
+            None => offering,
+            Some(id) if offering.contains(&id) => vec![id],
+            Some(_) => return None,
+        };
+        let window = placement::read_window(ctx, &service, candidates.len(), new.start, now);
+        Some((candidates, window))
+    });
+    let mut selects = store::catalogue::public_service_queries(new.service_id);
+    selects.push(store::patients::by_email_locked_query(new.patient.email.as_str()).into_query());
+    if let Some((candidates, (from, until))) = &guess {
+        selects.extend(store::availability::queries(
+            candidates, *from, *until, None,
+        ));
+    }
+    let mut rows = store::batch::select_all(txn, selects).await?;
+    let calendars = rows.split_off(rows.len().min(3));
+    let found = rows.pop().unwrap_or_default();
+    let (service, offering) = store::catalogue::public_service_from_rows(rows)?;
+    let service = service.ok_or_else(|| {
+        BookingError::Invalid(vec![FieldError::new("service_id", "no such service")])
+    })?;
     if service.capacity > 1 {
         return Err(BookingError::ClassService);
     }
-    let candidates = placement::online_candidates(txn, service.id, new.practitioner_id).await?;
-    let (practitioner_id, _) = placement::choose(
-        txn,
+    let offering_ids = offering.iter().map(|p| p.id).collect();
+    let candidates = placement::candidates_among(txn, offering_ids, new.practitioner_id).await?;
+    let window = placement::read_window(ctx, &service, candidates.len(), new.start, now);
+    // The calendars read with the rest are used only if they are exactly what the fresh
+    // service and practitioners call for; otherwise they are read again.
+    let (schedules, closures) = match guess {
+        Some(guessed) if guessed == (candidates.clone(), window) => {
+            store::availability::assemble(&candidates, calendars)?
+        }
+        _ => store::availability::load(txn, &candidates, window.0, window.1, None).await?,
+    };
+    let (practitioner_id, _) = placement::decide(
         ctx,
         &service,
-        &candidates,
+        &schedules,
+        &closures,
         new.start,
         now,
-        None,
         Overrides::NONE,
-    )
-    .await?;
-    let (patient, created) = patients::for_public_booking(txn, &new.patient, now).await?;
+    )?;
+    let found = found
+        .first()
+        .map(|row| patient::Model::from_query_result(row, ""))
+        .transpose()?;
+    // A new patient's row goes in with the appointment. Only on SQLite: its single writer
+    // lets no other insert in between; PostgreSQL settles two first bookings racing for one
+    // address in `for_public_booking`.
+    let (patient, created, patient_insert) = match found {
+        Some(found) => (found, false, None),
+        None if txn.get_database_backend() == DbBackend::Sqlite => {
+            let patient = store::patients::new_from(
+                new.patient.email.as_str(),
+                new.patient.name.as_str(),
+                new.patient.phone.as_ref().map(|p| p.as_str()),
+                now,
+            );
+            let insert = store::patients::insert_statement(patient.clone());
+            (patient, true, Some(insert))
+        }
+        None => {
+            let (patient, created) = patients::for_public_booking(txn, &new.patient, now).await?;
+            (patient, created, None)
+        }
+    };
     let limit = ctx.settings.booking.max_active_per_patient;
     // A patient created just now has no other bookings to count.
     if !created
@@ -246,13 +315,14 @@ pub async fn write_online(
     {
         return Err(BookingError::LimitReached(limit));
     }
-    let (practitioner, rendered) = match rendered {
+    let (practitioner, mut rendered) = match rendered {
         Some(r) if r.practitioner.id == practitioner_id => {
             (r.practitioner, Some((r.view, r.emails)))
         }
         _ => (
-            store::catalogue::find_practitioner(txn, practitioner_id)
-                .await?
+            offering
+                .into_iter()
+                .find(|p| p.id == practitioner_id)
                 .ok_or(DbErr::RecordNotFound("practitioner".into()))?,
             None,
         ),
@@ -272,33 +342,34 @@ pub async fn write_online(
         phone: details.patient.phone,
         ..patient
     };
-    details.appointment = place::insert_with_fresh_reference(txn, details.appointment, {
-        let mut first = Some(reference);
-        move || first.take().unwrap_or_else(booking::new_reference)
-    })
-    .await
-    .map_err(write_error)?;
-    let view = email_view(ctx.settings, &details, Some(&token.plain));
-    let emails = match rendered {
-        Some((rendered_view, emails)) if rendered_view == view => emails,
-        _ => email::prepare_booking_changed(
-            ctx.settings,
-            ctx.tz,
-            BookingChange::Confirmed(&view),
-            now,
-        )?,
-    };
-    // The rest of the rows in one round trip: consents, history, webhook deliveries, emails.
-    let appointment = &details.appointment;
-    let mut writes = vec![
-        store::patients::consents_insert(
+    let subscribed = subscribers.of(txn, EventType::BookingCreated).await?;
+    // Every row in one atomic round trip: the patient if new, the appointment, its consents,
+    // history, webhook deliveries and emails. A reference taken meanwhile undoes the batch;
+    // another is chosen, the emails are rendered again, and the batch goes in again.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let view = email_view(ctx.settings, &details, Some(&token.plain));
+        let emails = match rendered.take() {
+            Some((rendered_view, emails)) if rendered_view == view => emails,
+            _ => email::prepare_booking_changed(
+                ctx.settings,
+                ctx.tz,
+                BookingChange::Confirmed(&view),
+                now,
+            )?,
+        };
+        let appointment = &details.appointment;
+        let mut writes: Vec<_> = patient_insert.iter().cloned().collect();
+        writes.push(store::bookings::insert_statement(appointment.clone()));
+        writes.push(store::patients::consents_insert(
             details.patient.id,
             true,
             new.patient.marketing_consent,
             "online_booking",
             now,
-        ),
-        store::bookings::event_insert(
+        ));
+        writes.push(store::bookings::event_insert(
             appointment.id,
             "created",
             Actor::Patient.name(),
@@ -308,17 +379,27 @@ pub async fn write_online(
                 "practitioner_id": appointment.practitioner_id,
             }),
             now,
-        ),
-    ];
-    let subscribed = subscribers.of(txn, EventType::BookingCreated).await?;
-    writes.extend(webhooks::delivery_inserts(
-        &subscribed,
-        now,
-        EventType::BookingCreated,
-        webhooks::booking_data(appointment),
-    )?);
-    writes.extend(emails.insert_for_new_booking());
-    store::batch::insert_all(txn, &writes).await?;
+        ));
+        writes.extend(webhooks::delivery_inserts(
+            &subscribed,
+            now,
+            EventType::BookingCreated,
+            webhooks::booking_data(appointment),
+        )?);
+        writes.extend(emails.insert_for_new_booking());
+        match store::batch::insert_atomic(txn, &writes).await {
+            Ok(()) => break,
+            Err(err)
+                if attempts < place::REFERENCE_ATTEMPTS
+                    && store::is_unique_violation(&err)
+                    && store::bookings::reference_taken(txn, &appointment.reference).await? =>
+            {
+                tracing::warn!("booking reference collision; trying another");
+                details.appointment.reference = booking::new_reference();
+            }
+            Err(err) => return Err(write_error(err)),
+        }
+    }
     let booked = Booked {
         details,
         manage_token: token.plain,

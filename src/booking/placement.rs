@@ -27,6 +27,15 @@ pub(super) async fn online_candidates(
     requested: Option<Uuid>,
 ) -> Result<Vec<Uuid>, BookingError> {
     let offering = store::catalogue::public_practitioner_ids_for(conn, service_id).await?;
+    candidates_among(conn, offering, requested).await
+}
+
+/// [`online_candidates`] from the practitioners offering the service, as already read.
+pub(super) async fn candidates_among(
+    conn: &impl ConnectionTrait,
+    offering: Vec<Uuid>,
+    requested: Option<Uuid>,
+) -> Result<Vec<Uuid>, BookingError> {
     match requested {
         None => Ok(offering),
         Some(pid) if offering.contains(&pid) => Ok(vec![pid]),
@@ -89,34 +98,68 @@ pub(super) async fn choose(
     except: Option<Uuid>,
     overrides: Overrides,
 ) -> Result<(Uuid, Allowed), BookingError> {
+    let (from, until) = read_window(ctx, service, candidates.len(), start, now);
+    let (schedules, closures) =
+        store::availability::load(conn, candidates, from, until, except).await?;
+    decide(ctx, service, &schedules, &closures, start, now, overrides)
+}
+
+/// What [`choose`] reads of the calendars for `candidate_count` candidates: the rulebook asks
+/// of appointments, time off and closures only whether they overlap the blocked range, so that
+/// is all it is fed; with a choice to make, the local day too, for the load. (An
+/// unrepresentable range is refused as taken; the wide read is then moot.)
+pub(super) fn read_window(
+    ctx: Context<'_>,
+    service: &service::Model,
+    candidate_count: usize,
+    start: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
     let tz = ctx.tz;
     let rules = policy::rules_for(service, &ctx.settings.policy);
-    let query = availability::local_day_query(tz, now, start, rules);
-    // The query spans the neighbouring local dates too; the load is counted on the local day.
-    let span_start = localtime::instant_at(tz, query.from, 0);
-    let span_end = localtime::instant_at(tz, query.to, 24 * 60);
-    let day = localtime::local_date(tz, start);
-    let (day_start, day_end) = (
-        localtime::instant_at(tz, day, 0),
-        localtime::instant_at(tz, day, 24 * 60),
-    );
-    // The rulebook asks of appointments, time off and closures only whether they overlap the
-    // blocked range, so that is all it is fed; with a choice to make, the local day too, for
-    // the load. (An unrepresentable range is refused as taken; the wide read is then moot.)
-    let (read_from, read_until) = match rulebook::blocked_range(&rules, start) {
-        Some(b) if candidates.len() == 1 => (b.start, b.end),
+    let (day_start, day_end) = local_day(ctx, start);
+    match rulebook::blocked_range(&rules, start) {
+        Some(b) if candidate_count == 1 => (b.start, b.end),
         Some(b) => (b.start.min(day_start), b.end.max(day_end)),
-        None => (
-            span_start.min(start) - Duration::days(1),
-            span_end.max(start) + Duration::days(1),
-        ),
-    };
-    let (schedules, closures) =
-        store::availability::load(conn, candidates, read_from, read_until, except).await?;
+        None => {
+            // The query spans the neighbouring local dates too.
+            let query = availability::local_day_query(tz, now, start, rules);
+            let span_start = localtime::instant_at(tz, query.from, 0);
+            let span_end = localtime::instant_at(tz, query.to, 24 * 60);
+            (
+                span_start.min(start) - Duration::days(1),
+                span_end.max(start) + Duration::days(1),
+            )
+        }
+    }
+}
+
+/// The local day of `start`, as instants: the load is counted on it.
+fn local_day(ctx: Context<'_>, start: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let day = localtime::local_date(ctx.tz, start);
+    (
+        localtime::instant_at(ctx.tz, day, 0),
+        localtime::instant_at(ctx.tz, day, 24 * 60),
+    )
+}
+
+/// [`choose`]'s decision on calendars already read over its [`read_window`].
+pub(super) fn decide(
+    ctx: Context<'_>,
+    service: &service::Model,
+    schedules: &[availability::PractitionerSchedule],
+    closures: &[availability::Range],
+    start: DateTime<Utc>,
+    now: DateTime<Utc>,
+    overrides: Overrides,
+) -> Result<(Uuid, Allowed), BookingError> {
+    let rules = policy::rules_for(service, &ctx.settings.policy);
+    let query = availability::local_day_query(ctx.tz, now, start, rules);
+    let (day_start, day_end) = local_day(ctx, start);
     let mut best: Option<(usize, Uuid, Allowed)> = None;
     let mut first_refusal: Option<Unavailable> = None;
-    for schedule in &schedules {
-        match rulebook::decide(&query, schedule, &closures, start, overrides) {
+    for schedule in schedules {
+        match rulebook::decide(&query, schedule, closures, start, overrides) {
             Ok(allowed) => {
                 let load = schedule
                     .appointments

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use entity::{appointment, practitioner_hold, time_off};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    QuerySelect, Select,
     sea_query::{Expr, ExprTrait, Query, UnionType},
 };
 use uuid::Uuid;
@@ -23,6 +23,19 @@ pub async fn blocked_ranges(
     until: DateTime<Utc>,
     except: Option<Uuid>,
 ) -> Result<Vec<(Uuid, DateTime<Utc>, DateTime<Utc>)>, DbErr> {
+    blocked_ranges_query(practitioner_ids, from, until, except)
+        .into_tuple()
+        .all(conn)
+        .await
+}
+
+/// The query of [`blocked_ranges`]: its rows are (practitioner, blocked_from, blocked_until).
+pub fn blocked_ranges_query(
+    practitioner_ids: &[Uuid],
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+    except: Option<Uuid>,
+) -> Select<practitioner_hold::Entity> {
     use practitioner_hold::Column as H;
     let mut query = practitioner_hold::Entity::find();
     if let Some(id) = except {
@@ -41,9 +54,6 @@ pub async fn blocked_ranges(
         .filter(H::BlockedFrom.lt(until))
         .filter(H::BlockedUntil.gt(from))
         .order_by_asc(H::BlockedFrom)
-        .into_tuple()
-        .all(conn)
-        .await
 }
 
 /// (practitioner, start, end) of everything that blocks the given practitioners' time in

@@ -5,12 +5,15 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr};
+use entity::{closure, time_off, working_hours};
+use sea_orm::{
+    ConnectionTrait, DbErr, FromQueryResult, QueryResult, QueryTrait, sea_query::SelectStatement,
+};
 use uuid::Uuid;
 
 use crate::domain::availability::{PractitionerSchedule, Range};
 
-use super::{appointments, schedule};
+use super::{appointments, batch, schedule};
 
 /// The practitioners' schedules and the clinic's closures over [from, until), all read
 /// afresh (inside the booking transaction). `except` leaves out the appointment being moved.
@@ -21,6 +24,34 @@ pub async fn load(
     until: DateTime<Utc>,
     except: Option<Uuid>,
 ) -> Result<(Vec<PractitionerSchedule>, Vec<Range>), DbErr> {
+    let rows = batch::select_all(conn, queries(practitioner_ids, from, until, except)).await?;
+    assemble(practitioner_ids, rows)
+}
+
+/// The reads of [`load`] (one round trip on SQLite), for a caller that sends them together
+/// with reads of its own: working hours, holds, time off, closures, in that order.
+pub fn queries(
+    practitioner_ids: &[Uuid],
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+    except: Option<Uuid>,
+) -> Vec<SelectStatement> {
+    vec![
+        schedule::working_hours_query(practitioner_ids).into_query(),
+        appointments::blocked_ranges_query(practitioner_ids, from, until, except).into_query(),
+        schedule::time_off_query(practitioner_ids, from, until).into_query(),
+        schedule::closures_query(from, until).into_query(),
+    ]
+}
+
+/// The schedules and closures from the rows of [`queries`].
+pub fn assemble(
+    practitioner_ids: &[Uuid],
+    rows: Vec<Vec<QueryResult>>,
+) -> Result<(Vec<PractitionerSchedule>, Vec<Range>), DbErr> {
+    let [hours, holds, time_off, closures]: [Vec<QueryResult>; 4] = rows
+        .try_into()
+        .map_err(|_| DbErr::Custom("the schedule reads came back incomplete".into()))?;
     let mut by_id: HashMap<Uuid, PractitionerSchedule> = practitioner_ids
         .iter()
         .map(|&id| {
@@ -35,19 +66,21 @@ pub async fn load(
             )
         })
         .collect();
-    for row in schedule::working_hours_of(conn, practitioner_ids).await? {
+    for row in &hours {
+        let row = working_hours::Model::from_query_result(row, "")?;
         if let Some(s) = by_id.get_mut(&row.practitioner_id) {
             s.week.push(schedule::to_interval(&row));
         }
     }
-    for (id, start, end) in
-        appointments::blocked_ranges(conn, practitioner_ids, from, until, except).await?
-    {
+    for row in &holds {
+        let (id, start, end) =
+            row.try_get_many_by_index::<(Uuid, DateTime<Utc>, DateTime<Utc>)>()?;
         if let Some(s) = by_id.get_mut(&id) {
             s.appointments.push(Range { start, end });
         }
     }
-    for row in schedule::time_off_between(conn, practitioner_ids, from, until).await? {
+    for row in &time_off {
+        let row = time_off::Model::from_query_result(row, "")?;
         if let Some(s) = by_id.get_mut(&row.practitioner_id) {
             s.time_off.push(Range {
                 start: row.starts_at,
@@ -55,14 +88,15 @@ pub async fn load(
             });
         }
     }
-    let closures = schedule::closures_between(conn, from, until)
-        .await?
-        .into_iter()
-        .map(|c| Range {
-            start: c.starts_at,
-            end: c.ends_at,
+    let closures = closures
+        .iter()
+        .map(|row| {
+            closure::Model::from_query_result(row, "").map(|c| Range {
+                start: c.starts_at,
+                end: c.ends_at,
+            })
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let schedules = practitioner_ids
         .iter()
         .filter_map(|id| by_id.remove(id))
@@ -76,6 +110,9 @@ pub async fn load(
 pub struct StaticInputs {
     pub service: entity::service::Model,
     pub practitioner_ids: Vec<Uuid>,
+    /// The same practitioners' records, by id (what an online booking renders its emails from
+    /// before its write slot).
+    pub practitioners: Vec<entity::practitioner::Model>,
     pub weeks: HashMap<Uuid, Vec<crate::domain::hours::WeeklyInterval>>,
     pub closures: Vec<Range>,
 }
@@ -87,11 +124,12 @@ impl StaticInputs {
         service_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Option<Self>, DbErr> {
-        let Some(service) = super::catalogue::find_public_service(conn, service_id).await? else {
+        let (Some(service), practitioners) =
+            super::catalogue::public_service_and_practitioners(conn, service_id).await?
+        else {
             return Ok(None);
         };
-        let practitioner_ids =
-            super::catalogue::public_practitioner_ids_for(conn, service_id).await?;
+        let practitioner_ids: Vec<Uuid> = practitioners.iter().map(|p| p.id).collect();
         let mut weeks: HashMap<Uuid, Vec<_>> = HashMap::new();
         for row in schedule::working_hours_of(conn, &practitioner_ids).await? {
             weeks
@@ -110,6 +148,7 @@ impl StaticInputs {
         Ok(Some(Self {
             service,
             practitioner_ids,
+            practitioners,
             weeks,
             closures,
         }))
@@ -118,7 +157,9 @@ impl StaticInputs {
 
 /// A per-instance cache of [`StaticInputs`] by service. It is only ever a copy: this
 /// instance clears it on every staff change, other instances see the change within the TTL,
-/// and bookings never use it — they re-read everything inside their transaction.
+/// and bookings decide nothing on it — they re-read everything inside their transaction (an
+/// online booking renders its emails from it ahead of the slot, and again in the slot if the
+/// fresh reads differ).
 pub type StaticCache = crate::cache::TtlCache<Uuid, std::sync::Arc<StaticInputs>>;
 
 /// The cached inputs for a service, read afresh when missing or expired.

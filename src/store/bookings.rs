@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use entity::{appointment, appointment_event, idempotency_key};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
+    sea_query::InsertStatement,
 };
 use uuid::Uuid;
 
@@ -19,13 +20,26 @@ pub async fn insert(
         // SQLite has no RETURNING here, so `insert` would read the row back; it stores what it
         // is given (text timestamps at full precision), so the model is the row.
         DbBackend::Sqlite => {
-            appointment::Entity::insert(model.clone().into_active_model().reset_all())
-                .exec_without_returning(conn)
-                .await?;
+            conn.execute(&insert_statement(model.clone())).await?;
             Ok(model)
         }
         _ => model.into_active_model().reset_all().insert(conn).await,
     }
+}
+
+/// The statement inserting `model` as it is, for a caller that batches its writes (on SQLite
+/// the stored row is the model; see [`insert`]).
+pub fn insert_statement(model: appointment::Model) -> InsertStatement {
+    appointment::Entity::insert(model.into_active_model().reset_all()).into_query()
+}
+
+/// Whether an appointment already has `reference`.
+pub async fn reference_taken(conn: &impl ConnectionTrait, reference: &str) -> Result<bool, DbErr> {
+    Ok(appointment::Entity::find()
+        .filter(appointment::Column::Reference.eq(reference))
+        .count(conn)
+        .await?
+        > 0)
 }
 
 pub async fn update(

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use entity::{practitioner, practitioner_service, service};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set,
 };
 use uuid::Uuid;
 
@@ -110,21 +110,66 @@ pub async fn public_practitioner_ids_for(
     conn: &impl ConnectionTrait,
     service_id: Uuid,
 ) -> Result<Vec<Uuid>, DbErr> {
+    public_practitioners_for_query(service_id)
+        .select_only()
+        .column(practitioner::Column::Id)
+        .into_tuple()
+        .all(conn)
+        .await
+}
+
+/// The active, online-bookable practitioners offering `service_id`, by id.
+pub fn public_practitioners_for_query(service_id: Uuid) -> Select<practitioner::Entity> {
     let offering = sea_orm::sea_query::Query::select()
         .column(practitioner_service::Column::PractitionerId)
         .from(practitioner_service::Entity)
         .and_where(practitioner_service::Column::ServiceId.eq(service_id))
         .to_owned();
     practitioner::Entity::find()
-        .select_only()
-        .column(practitioner::Column::Id)
         .filter(practitioner::Column::Active.eq(true))
         .filter(practitioner::Column::OnlineBookable.eq(true))
         .filter(practitioner::Column::Id.in_subquery(offering))
         .order_by_asc(practitioner::Column::Id)
-        .into_tuple()
-        .all(conn)
-        .await
+}
+
+/// What an online booking decides on first, in one round trip on SQLite: the service (kept
+/// only if it is public) and the public practitioners offering it, by id.
+pub async fn public_service_and_practitioners(
+    conn: &impl ConnectionTrait,
+    service_id: Uuid,
+) -> Result<(Option<service::Model>, Vec<practitioner::Model>), DbErr> {
+    let rows = super::batch::select_all(conn, public_service_queries(service_id)).await?;
+    public_service_from_rows(rows)
+}
+
+/// The reads of [`public_service_and_practitioners`], for a caller that sends more with them.
+pub fn public_service_queries(service_id: Uuid) -> Vec<sea_orm::sea_query::SelectStatement> {
+    vec![
+        service::Entity::find_by_id(service_id).into_query(),
+        public_practitioners_for_query(service_id).into_query(),
+    ]
+}
+
+/// [`public_service_and_practitioners`] from the rows of [`public_service_queries`] (the first
+/// two of `rows`).
+pub fn public_service_from_rows(
+    rows: Vec<Vec<sea_orm::QueryResult>>,
+) -> Result<(Option<service::Model>, Vec<practitioner::Model>), DbErr> {
+    let mut rows = rows.into_iter();
+    let service = rows
+        .next()
+        .unwrap_or_default()
+        .first()
+        .map(|row| service::Model::from_query_result(row, ""))
+        .transpose()?
+        .filter(|s| s.active && s.online_bookable);
+    let practitioners = rows
+        .next()
+        .unwrap_or_default()
+        .iter()
+        .map(|row| practitioner::Model::from_query_result(row, ""))
+        .collect::<Result<_, _>>()?;
+    Ok((service, practitioners))
 }
 
 /// All (practitioner, service) links.

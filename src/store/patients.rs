@@ -42,26 +42,13 @@ pub async fn find_or_insert_by_email(
 ) -> Result<(patient::Model, bool), DbErr> {
     // Locked (on PostgreSQL) so that a booking racing an erasure either waits for it and then
     // no longer finds the erased address, or makes the erasure wait and see the new booking.
-    let locked = || {
-        patient::Entity::find()
-            .filter(patient::Column::Email.eq(email))
-            .lock_exclusive()
-            .one(conn)
-    };
+    let locked = || by_email_locked_query(email).one(conn);
     if let Some(found) = locked().await? {
         return Ok((found, false));
     }
     // Two first bookings for a new address may race on PostgreSQL: the loser's insert waits for
     // the winner's commit and then does nothing, and both go on with the one row.
-    let new = patient::Model {
-        id: Uuid::new_v4(),
-        name: name.to_string(),
-        email: Some(email.to_string()),
-        phone: phone.map(str::to_string),
-        created_at: now,
-        updated_at: now,
-        erased_at: None,
-    };
+    let new = new_from(email, name, phone, now);
     let id = new.id;
     let inserted = patient::Entity::insert(new.clone().into_active_model().reset_all())
         .on_conflict(
@@ -81,6 +68,37 @@ pub async fn find_or_insert_by_email(
         .ok_or_else(|| DbErr::RecordNotFound("patient".to_string()))?;
     let created = patient.id == id;
     Ok((patient, created))
+}
+
+/// A new patient record with a fresh id, not yet inserted.
+pub fn new_from(
+    email: &str,
+    name: &str,
+    phone: Option<&str>,
+    now: DateTime<Utc>,
+) -> patient::Model {
+    patient::Model {
+        id: Uuid::new_v4(),
+        name: name.to_string(),
+        email: Some(email.to_string()),
+        phone: phone.map(str::to_string),
+        created_at: now,
+        updated_at: now,
+        erased_at: None,
+    }
+}
+
+/// The statement inserting `model` as it is, for a caller that batches its writes.
+pub fn insert_statement(model: patient::Model) -> sea_orm::sea_query::InsertStatement {
+    use sea_orm::QueryTrait;
+    patient::Entity::insert(model.into_active_model().reset_all()).into_query()
+}
+
+/// The patient holding `email`, locked on PostgreSQL until the transaction ends.
+pub fn by_email_locked_query(email: &str) -> sea_orm::Select<patient::Entity> {
+    patient::Entity::find()
+        .filter(patient::Column::Email.eq(email))
+        .lock_exclusive()
 }
 
 /// The patient holding this address, if any.

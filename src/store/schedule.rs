@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use entity::{closure, time_off, working_hours};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, Set,
+    QueryFilter, QueryOrder, Select, Set,
 };
 use uuid::Uuid;
 
@@ -15,13 +15,16 @@ pub async fn working_hours_of(
     conn: &impl ConnectionTrait,
     practitioner_ids: &[Uuid],
 ) -> Result<Vec<working_hours::Model>, DbErr> {
+    working_hours_query(practitioner_ids).all(conn).await
+}
+
+/// The query of [`working_hours_of`].
+pub fn working_hours_query(practitioner_ids: &[Uuid]) -> Select<working_hours::Entity> {
     working_hours::Entity::find()
         .filter(working_hours::Column::PractitionerId.is_in(practitioner_ids.iter().copied()))
         .order_by_asc(working_hours::Column::PractitionerId)
         .order_by_asc(working_hours::Column::Weekday)
         .order_by_asc(working_hours::Column::StartMinute)
-        .all(conn)
-        .await
 }
 
 /// Replaces a practitioner's whole week with `intervals`.
@@ -70,13 +73,22 @@ pub async fn time_off_between(
     from: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Vec<time_off::Model>, DbErr> {
+    time_off_query(practitioner_ids, from, until)
+        .all(conn)
+        .await
+}
+
+/// The query of [`time_off_between`].
+pub fn time_off_query(
+    practitioner_ids: &[Uuid],
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Select<time_off::Entity> {
     time_off::Entity::find()
         .filter(time_off::Column::PractitionerId.is_in(practitioner_ids.iter().copied()))
         .filter(time_off::Column::StartsAt.lt(until))
         .filter(time_off::Column::EndsAt.gt(from))
         .order_by_asc(time_off::Column::StartsAt)
-        .all(conn)
-        .await
 }
 
 /// All time off of one practitioner that has not yet ended, soonest first.
@@ -118,12 +130,15 @@ pub async fn closures_between(
     from: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Vec<closure::Model>, DbErr> {
+    closures_query(from, until).all(conn).await
+}
+
+/// The query of [`closures_between`].
+pub fn closures_query(from: DateTime<Utc>, until: DateTime<Utc>) -> Select<closure::Entity> {
     closure::Entity::find()
         .filter(closure::Column::StartsAt.lt(until))
         .filter(closure::Column::EndsAt.gt(from))
         .order_by_asc(closure::Column::StartsAt)
-        .all(conn)
-        .await
 }
 
 /// Closures that have not yet ended, soonest first.

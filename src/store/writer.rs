@@ -17,8 +17,10 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Jobs that may wait for the writer; past it callers wait to be queued (back-pressure).
 pub const QUEUE_CAPACITY: usize = 1024;
-/// Jobs decided in one transaction at most, so one commit never waits on too much work.
-pub const MAX_BATCH: usize = 64;
+/// Jobs decided in one transaction at most, so one commit never waits on too much work, and
+/// the savepoint journal a batch keeps in memory (see [`own_connection`]) stays small: each
+/// job's savepoint copies the pages it changes, and later jobs change the same pages again.
+pub const MAX_BATCH: usize = 16;
 
 /// How a job left the shared transaction.
 enum Done {
@@ -26,6 +28,10 @@ enum Done {
     Kept,
     /// It failed and its savepoint was rolled back; the transaction is as before it.
     Undone,
+    /// A bare slot ([`Writer::begin_bare`]) ended without committing: its one atomic batch
+    /// either never ran or undid itself, unless its caller went away while it ran, which the
+    /// writer undoes (`batch::undo_atomic`).
+    UndoneBare,
     /// Its savepoint could not be released or rolled back: the batch cannot be trusted.
     Broken,
 }
@@ -89,8 +95,11 @@ type Batch = (
 /// A write slot held as a value (see [`Writer::begin`]): use it as the transaction, then
 /// `commit` (answered after the batch's COMMIT) or drop it (its writes are undone).
 pub struct WriteTxn {
-    /// The job's savepoint (SQLite) or its own transaction (PostgreSQL).
+    /// The job's savepoint (SQLite) or its own transaction (PostgreSQL); none in a bare slot,
+    /// which writes straight into the batch's transaction.
     txn: Option<DatabaseTransaction>,
+    /// Whether this is a bare slot.
+    bare: bool,
     /// The batch: shared transaction, report and commit answer (SQLite only).
     batch: Option<Batch>,
 }
@@ -100,9 +109,23 @@ impl Writer {
     /// PostgreSQL a transaction of its own (as `store::begin_write`). Same rules as
     /// [`Writer::write`]: write only through it, and do not hold it across slow work.
     pub async fn begin(&self) -> Result<WriteTxn, DbErr> {
+        self.take_slot(false).await
+    }
+
+    /// Takes the write slot without a savepoint of its own (on SQLite; on PostgreSQL as
+    /// [`Writer::begin`]), saving the two round trips that open and release one. For a job that
+    /// reads, decides, and then writes everything in one `store::batch::insert_atomic` call and
+    /// nothing else: a failure before or inside that call leaves the batch's transaction as it
+    /// was, and so does a caller that goes away mid-call (the writer undoes the open batch).
+    pub async fn begin_bare(&self) -> Result<WriteTxn, DbErr> {
+        self.take_slot(true).await
+    }
+
+    async fn take_slot(&self, bare: bool) -> Result<WriteTxn, DbErr> {
         let Some(queue) = &self.queue else {
             return Ok(WriteTxn {
                 txn: Some(super::begin_write(&self.db).await?),
+                bare: false,
                 batch: None,
             });
         };
@@ -120,9 +143,17 @@ impl Writer {
         } = turn
             .await
             .map_err(|_| DbErr::Custom("the database writer dropped a write".into()))?;
+        if bare {
+            return Ok(WriteTxn {
+                txn: None,
+                bare: true,
+                batch: Some((txn, done, committed)),
+            });
+        }
         match txn.begin().await {
             Ok(savepoint) => Ok(WriteTxn {
                 txn: Some(savepoint),
+                bare: false,
                 batch: Some((txn, done, committed)),
             }),
             Err(e) => {
@@ -137,13 +168,17 @@ impl Writer {
 impl WriteTxn {
     /// Keeps the writes; returns once they are committed (with the rest of the batch).
     pub async fn commit(mut self) -> Result<(), DbErr> {
-        let Some(txn) = self.txn.take() else {
-            return Err(DbErr::Custom("the write was already finished".into()));
-        };
+        let txn = self.txn.take();
         let Some((shared, done, committed)) = self.batch.take() else {
-            return txn.commit().await;
+            return match txn {
+                Some(txn) => txn.commit().await,
+                None => Err(DbErr::Custom("the write was already finished".into())),
+            };
         };
-        let released = txn.commit().await;
+        let released = match txn {
+            Some(txn) => txn.commit().await,
+            None => Ok(()),
+        };
         drop(shared);
         if let Err(e) = released {
             let _ = done.send(Done::Broken);
@@ -165,9 +200,10 @@ impl std::ops::Deref for WriteTxn {
 
     fn deref(&self) -> &DatabaseTransaction {
         // Present from `begin` until `commit` consumes the value.
-        match &self.txn {
-            Some(txn) => txn,
-            None => unreachable!("a WriteTxn is used only before commit"),
+        match (&self.txn, &self.batch) {
+            (Some(txn), _) => txn,
+            (None, Some((shared, _, _))) => shared,
+            (None, None) => unreachable!("a WriteTxn is used only before commit"),
         }
     }
 }
@@ -179,7 +215,11 @@ impl Drop for WriteTxn {
         drop(self.txn.take());
         if let Some((shared, done, _)) = self.batch.take() {
             drop(shared);
-            let _ = done.send(Done::Undone);
+            let _ = done.send(if self.bare {
+                Done::UndoneBare
+            } else {
+                Done::Undone
+            });
         }
     }
 }
@@ -223,8 +263,39 @@ impl WriteTxn {
     }
 }
 
+/// The writer's own connection to the same SQLite file: a pool of exactly one, so every batch
+/// runs on one connection whose page cache stays warm (its own commits never invalidate it, as
+/// another connection's do) and a batch never waits for a pooled connection that readers hold.
+/// Its savepoint journal (`temp_store = memory`) is kept in memory rather than in a temporary
+/// file: every job opens a savepoint, and writing the pages it copies to a file cost more
+/// than the job's own work. `None` for an in-memory database, which only the shared pool can
+/// reach.
+async fn own_connection(db: &DatabaseConnection) -> Option<DatabaseConnection> {
+    let shared = db.get_sqlite_connection_pool();
+    let options = shared.connect_options();
+    if options.get_filename().to_string_lossy().contains("memory") {
+        return None;
+    }
+    let own = sea_orm::sqlx::pool::PoolOptions::<sea_orm::sqlx::Sqlite>::new()
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .test_before_acquire(false)
+        .connect_with((*options).clone().pragma("temp_store", "memory"))
+        .await;
+    match own {
+        Ok(pool) => Some(sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)),
+        Err(e) => {
+            tracing::warn!(error = %e, "the database writer shares the pool: no connection of its own");
+            None
+        }
+    }
+}
+
 /// The writer task: one batch at a time, until every `Writer` is dropped.
 async fn run(db: DatabaseConnection, mut queue: mpsc::Receiver<Ticket>) {
+    let db = own_connection(&db).await.unwrap_or(db);
     while let Some(first) = queue.recv().await {
         let txn = match super::begin_write(&db).await {
             Ok(txn) => Arc::new(txn),
@@ -257,6 +328,13 @@ async fn run(db: DatabaseConnection, mut queue: mpsc::Receiver<Ticket>) {
                     Ok(Done::Kept) => kept.push(commit_tx),
                     // A caller dropped mid-job: its savepoint rolled back with it.
                     Ok(Done::Undone) | Err(_) => {}
+                    Ok(Done::UndoneBare) => {
+                        if let Err(e) = super::batch::undo_atomic(&txn).await {
+                            tracing::warn!(error = %e, "a write batch could not undo a bare write");
+                            broken = true;
+                            break;
+                        }
+                    }
                     Ok(Done::Broken) => {
                         broken = true;
                         break;
@@ -289,7 +367,10 @@ async fn run(db: DatabaseConnection, mut queue: mpsc::Receiver<Ticket>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sea_orm::{ConnectionTrait, Statement};
+    use sea_orm::{
+        ConnectionTrait, Statement,
+        sea_query::{Expr, ExprTrait, InsertStatement, Query},
+    };
 
     async fn sqlite() -> (tempfile::TempDir, DatabaseConnection) {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -435,6 +516,107 @@ mod tests {
         insert(&next, 3).await.expect("insert");
         next.commit().await.expect("commit");
         assert_eq!(values(&db).await, vec![1, 3]);
+    }
+
+    fn inserts(values: &[i64]) -> Vec<InsertStatement> {
+        values
+            .iter()
+            .map(|v| {
+                Query::insert()
+                    .into_table("t")
+                    .columns(["v"])
+                    .values_panic([(*v).into()])
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_bare_slot_writes_its_atomic_batch_or_nothing_and_the_batch_goes_on() {
+        let (_dir, db) = sqlite().await;
+        let writer = Writer::start(db.clone());
+        writer
+            .write(async |txn| insert(txn, 1).await)
+            .await
+            .expect("write");
+        let mut jobs = tokio::task::JoinSet::new();
+        // Job i inserts 100i, 100i + 1 and 100i + 2, except that every fourth job's last value
+        // is 1 (already there): its whole batch must go, the others' must stay.
+        for i in 1..=12i64 {
+            let writer = writer.clone();
+            jobs.spawn(async move {
+                let slot = writer.begin_bare().await?;
+                let last = if i % 4 == 0 { 1 } else { 100 * i + 2 };
+                super::super::batch::insert_atomic(&slot, &inserts(&[100 * i, 100 * i + 1, last]))
+                    .await?;
+                slot.commit().await
+            });
+        }
+        let outcomes = jobs.join_all().await;
+        assert_eq!(outcomes.iter().filter(|r| r.is_err()).count(), 3);
+        let mut expected = vec![1];
+        for i in (1..=12i64).filter(|i| i % 4 != 0) {
+            expected.extend([100 * i, 100 * i + 1, 100 * i + 2]);
+        }
+        expected.sort_unstable();
+        assert_eq!(values(&db).await, expected);
+    }
+
+    #[tokio::test]
+    async fn a_bare_slot_left_mid_batch_is_undone_by_the_writer() {
+        let (_dir, db) = sqlite().await;
+        let writer = Writer::start(db.clone());
+        {
+            // What a batch cut short leaves: its savepoint open and its first rows written
+            // (the caller went away before the RELEASE ran).
+            let slot = writer.begin_bare().await.expect("slot");
+            slot.execute_unprepared("SAVEPOINT atomic_batch; INSERT INTO t (v) VALUES (7)")
+                .await
+                .expect("part of a batch");
+        }
+        writer
+            .write(async |txn| insert(txn, 8).await)
+            .await
+            .expect("the writer goes on");
+        assert_eq!(values(&db).await, vec![8]);
+    }
+
+    #[tokio::test]
+    async fn select_all_answers_each_select_with_its_own_rows_in_order() {
+        let (_dir, db) = sqlite().await;
+        for v in [3, 1, 2] {
+            insert_plain(&db, v).await;
+        }
+        let select = |filter: i64| {
+            Query::select()
+                .column("v")
+                .from("t")
+                .and_where(Expr::col("v").gte(filter))
+                .order_by("v", sea_orm::sea_query::Order::Desc)
+                .to_owned()
+        };
+        let rows = super::super::batch::select_all(&db, vec![select(2), select(9), select(1)])
+            .await
+            .expect("select");
+        let got: Vec<Vec<i64>> = rows
+            .iter()
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| r.try_get_by_index(0).expect("v"))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(got, vec![vec![3, 2], vec![], vec![3, 2, 1]]);
+    }
+
+    async fn insert_plain(db: &DatabaseConnection, v: i64) {
+        db.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "INSERT INTO t (v) VALUES (?)",
+            [v.into()],
+        ))
+        .await
+        .expect("insert");
     }
 
     #[tokio::test]

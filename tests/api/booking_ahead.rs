@@ -69,9 +69,15 @@ async fn emails_prepared_before_a_service_rename_are_written_with_the_new_name()
     let (admin, practitioner, service) = clinic_with_one_practitioner(&app).await;
     let start = free_start(&app, &service, 0).await;
     let new = request(&service, &practitioner, &start, "rename@example.com");
-    let ahead = Ahead::prepare(&app.db, Context::of(&app.state), &new, Utc::now())
-        .await
-        .expect("prepared");
+    let ahead = Ahead::prepare(
+        &app.state.slot_inputs,
+        &app.db,
+        Context::of(&app.state),
+        &new,
+        Utc::now(),
+    )
+    .await
+    .expect("prepared");
     let reply = app
         .patch_as(
             &admin,
@@ -117,9 +123,15 @@ async fn a_reference_taken_after_it_was_chosen_is_replaced_everywhere() {
         .expect("uuid");
     let start = free_start(&app, &service, 4).await;
     let new = request(&service, &practitioner, &start, "late@example.com");
-    let ahead = Ahead::prepare(&app.db, Context::of(&app.state), &new, Utc::now())
-        .await
-        .expect("prepared");
+    let ahead = Ahead::prepare(
+        &app.state.slot_inputs,
+        &app.db,
+        Context::of(&app.state),
+        &new,
+        Utc::now(),
+    )
+    .await
+    .expect("prepared");
     let taken = ahead.reference.clone();
     let mut row = appointment::Entity::find_by_id(first_id)
         .one(&app.db)
