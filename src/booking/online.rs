@@ -12,9 +12,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::{patient, practitioner, service};
-use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, FromQueryResult, QueryTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, QueryTrait};
 use uuid::Uuid;
 
 use crate::{
@@ -208,6 +206,89 @@ pub(super) fn shown_details(
     }
 }
 
+/// What an online booking decided: the service, the practitioners offering it and the one
+/// chosen, all as read in one go, and the patient holding the request's address if asked for.
+pub(super) struct Decided {
+    pub service: service::Model,
+    pub offering: Vec<practitioner::Model>,
+    pub practitioner_id: Uuid,
+    pub patient: Option<patient::Model>,
+}
+
+/// Reads what an online booking decides on through `conn` in one round trip and asks the
+/// rulebook: the service, who offers it, (with `with_patient`) the patient, and the calendars
+/// that `guess` (the service and practitioners as read earlier, from slot search's copy) points
+/// to, which practitioners over which window. The calendars are used only if they are exactly
+/// what the fresh service and practitioners call for; otherwise they are read again.
+pub(super) async fn decide(
+    conn: &impl ConnectionTrait,
+    ctx: Context<'_>,
+    new: &NewBooking,
+    guess: Option<(service::Model, Vec<practitioner::Model>)>,
+    now: DateTime<Utc>,
+    with_patient: bool,
+) -> Result<Decided, BookingError> {
+    let guess = guess.and_then(|(service, offering)| {
+        let offering: Vec<Uuid> = offering.iter().map(|p| p.id).collect();
+        let candidates = match new.practitioner_id {
+            None => offering,
+            Some(id) if offering.contains(&id) => vec![id],
+            Some(_) => return None,
+        };
+        let window = placement::read_window(ctx, &service, candidates.len(), new.start, now);
+        Some((candidates, window))
+    });
+    let mut selects = store::catalogue::public_service_queries(new.service_id);
+    let fixed = selects.len() + usize::from(with_patient);
+    if with_patient {
+        selects
+            .push(store::patients::by_email_locked_query(new.patient.email.as_str()).into_query());
+    }
+    if let Some((candidates, (from, until))) = &guess {
+        selects.extend(store::availability::queries(
+            candidates, *from, *until, None,
+        ));
+    }
+    let mut rows = store::batch::select_all(conn, selects).await?;
+    let calendars = rows.split_off(rows.len().min(fixed));
+    let patient = if with_patient {
+        rows.pop().unwrap_or_default().first::<patient::Model>()?
+    } else {
+        None
+    };
+    let (service, offering) = store::catalogue::public_service_from_rows(rows)?;
+    let service = service.ok_or_else(|| {
+        BookingError::Invalid(vec![FieldError::new("service_id", "no such service")])
+    })?;
+    if service.capacity > 1 {
+        return Err(BookingError::ClassService);
+    }
+    let offering_ids = offering.iter().map(|p| p.id).collect();
+    let candidates = placement::candidates_among(conn, offering_ids, new.practitioner_id).await?;
+    let window = placement::read_window(ctx, &service, candidates.len(), new.start, now);
+    let (schedules, closures) = match guess {
+        Some(guessed) if guessed == (candidates.clone(), window) => {
+            store::availability::assemble(&candidates, calendars)?
+        }
+        _ => store::availability::load(conn, &candidates, window.0, window.1, None).await?,
+    };
+    let (practitioner_id, _) = placement::decide(
+        ctx,
+        &service,
+        &schedules,
+        &closures,
+        new.start,
+        now,
+        Overrides::NONE,
+    )?;
+    Ok(Decided {
+        service,
+        offering,
+        practitioner_id,
+        patient,
+    })
+}
+
 /// The online booking's write: everything it decides on (the service, who offers it, what
 /// overlaps the slot, the patient's other bookings, the idempotency key) is read inside `txn`.
 /// Without an idempotency key its only write is one `store::batch::insert_atomic` call, so it
@@ -234,59 +315,12 @@ pub async fn write_online(
         }
         store::bookings::claim_idempotent(txn, &idem.key, &idem.request_hash, now).await?;
     }
-    // One round trip: the service, who offers it, the patient, and the calendars the reads
-    // before the slot point to (which practitioners, over which window).
-    let guess = read.and_then(|(service, offering)| {
-        let offering: Vec<Uuid> = offering.iter().map(|p| p.id).collect();
-        let candidates = match new.practitioner_id {
-            None => offering,
-            Some(id) if offering.contains(&id) => vec![id],
-            Some(_) => return None,
-        };
-        let window = placement::read_window(ctx, &service, candidates.len(), new.start, now);
-        Some((candidates, window))
-    });
-    let mut selects = store::catalogue::public_service_queries(new.service_id);
-    selects.push(store::patients::by_email_locked_query(new.patient.email.as_str()).into_query());
-    if let Some((candidates, (from, until))) = &guess {
-        selects.extend(store::availability::queries(
-            candidates, *from, *until, None,
-        ));
-    }
-    let mut rows = store::batch::select_all(txn, selects).await?;
-    let calendars = rows.split_off(rows.len().min(3));
-    let found = rows.pop().unwrap_or_default();
-    let (service, offering) = store::catalogue::public_service_from_rows(rows)?;
-    let service = service.ok_or_else(|| {
-        BookingError::Invalid(vec![FieldError::new("service_id", "no such service")])
-    })?;
-    if service.capacity > 1 {
-        return Err(BookingError::ClassService);
-    }
-    let offering_ids = offering.iter().map(|p| p.id).collect();
-    let candidates = placement::candidates_among(txn, offering_ids, new.practitioner_id).await?;
-    let window = placement::read_window(ctx, &service, candidates.len(), new.start, now);
-    // The calendars read with the rest are used only if they are exactly what the fresh
-    // service and practitioners call for; otherwise they are read again.
-    let (schedules, closures) = match guess {
-        Some(guessed) if guessed == (candidates.clone(), window) => {
-            store::availability::assemble(&candidates, calendars)?
-        }
-        _ => store::availability::load(txn, &candidates, window.0, window.1, None).await?,
-    };
-    let (practitioner_id, _) = placement::decide(
-        ctx,
-        &service,
-        &schedules,
-        &closures,
-        new.start,
-        now,
-        Overrides::NONE,
-    )?;
-    let found = found
-        .first()
-        .map(|row| patient::Model::from_query_result(row, ""))
-        .transpose()?;
+    let Decided {
+        service,
+        offering,
+        practitioner_id,
+        patient: found,
+    } = decide(txn, ctx, new, read, now, true).await?;
     // A new patient's row goes in with the appointment. Only on SQLite: its single writer
     // lets no other insert in between; PostgreSQL settles two first bookings racing for one
     // address in `for_public_booking`.

@@ -1,5 +1,6 @@
-//! The online booking on PostgreSQL: the rulebook decides on what the pool reads now (under
-//! READ COMMITTED a transaction's reads see no more than these), the emails, the webhook body
+//! The online booking on PostgreSQL: the rulebook decides on what the pool reads now, in one
+//! round trip (`online::decide`; under READ COMMITTED a transaction's reads see no more than
+//! these), the emails, the webhook body
 //! and the idempotent response are rendered, and then every row goes in with one statement
 //! (`store::online_booking`). The exclusion constraint refuses an overlap that a concurrent
 //! booking slipped in between the reads and the statement, as it did inside a transaction.
@@ -10,7 +11,7 @@ use sea_orm::DbErr;
 use uuid::Uuid;
 
 use crate::{
-    domain::{FieldError, booking, rulebook::Overrides},
+    domain::booking,
     email::{self, BookingChange},
     state::AppState,
     store::{self, online_booking},
@@ -19,7 +20,9 @@ use crate::{
 
 use super::{
     Booked, BookingError, Context, IdempotentResponse, ManageToken, NewBooking, email_view,
-    online::shown_details, place::REFERENCE_ATTEMPTS, placement, write_error,
+    online::{self, shown_details},
+    place::REFERENCE_ATTEMPTS,
+    write_error,
 };
 
 pub(super) async fn book_once(
@@ -30,28 +33,20 @@ pub(super) async fn book_once(
     let ctx = Context::of(state);
     let db = &state.db;
     let now = Utc::now();
-    let service = store::catalogue::find_public_service(db, new.service_id)
+    // The service and practitioners as slot search's copy has them point to the calendars to
+    // read; everything decided on is then read fresh, in one round trip.
+    let guess = store::availability::static_inputs(&state.slot_inputs, db, new.service_id, now)
         .await?
-        .ok_or_else(|| {
-            BookingError::Invalid(vec![FieldError::new("service_id", "no such service")])
-        })?;
-    if service.capacity > 1 {
-        return Err(BookingError::ClassService);
-    }
-    let candidates = placement::online_candidates(db, service.id, new.practitioner_id).await?;
-    let (practitioner_id, _) = placement::choose(
-        db,
-        ctx,
-        &service,
-        &candidates,
-        new.start,
-        now,
-        None,
-        Overrides::NONE,
-    )
-    .await?;
-    let practitioner = store::catalogue::find_practitioner(db, practitioner_id)
-        .await?
+        .map(|inputs| (inputs.service.clone(), inputs.practitioners.clone()));
+    let online::Decided {
+        service,
+        offering,
+        practitioner_id,
+        ..
+    } = online::decide(db, ctx, new, guess, now, false).await?;
+    let practitioner = offering
+        .into_iter()
+        .find(|p| p.id == practitioner_id)
         .ok_or(DbErr::RecordNotFound("practitioner".into()))?;
     let token = ManageToken::generate();
     let appointment_id = Uuid::new_v4();

@@ -29,6 +29,14 @@ pub async fn blocked_ranges(
         .await
 }
 
+/// A row of [`blocked_ranges_query`].
+#[derive(Debug, sea_orm::FromQueryResult, serde::Deserialize)]
+pub struct BlockedRange {
+    pub practitioner_id: Uuid,
+    pub blocked_from: DateTime<Utc>,
+    pub blocked_until: DateTime<Utc>,
+}
+
 /// The query of [`blocked_ranges`]: its rows are (practitioner, blocked_from, blocked_until).
 pub fn blocked_ranges_query(
     practitioner_ids: &[Uuid],

@@ -6,9 +6,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::{closure, time_off, working_hours};
-use sea_orm::{
-    ConnectionTrait, DbErr, FromQueryResult, QueryResult, QueryTrait, sea_query::SelectStatement,
-};
+use sea_orm::{ConnectionTrait, DbErr, QueryTrait, sea_query::SelectStatement};
 use uuid::Uuid;
 
 use crate::domain::availability::{PractitionerSchedule, Range};
@@ -47,9 +45,9 @@ pub fn queries(
 /// The schedules and closures from the rows of [`queries`].
 pub fn assemble(
     practitioner_ids: &[Uuid],
-    rows: Vec<Vec<QueryResult>>,
+    rows: Vec<batch::Rows>,
 ) -> Result<(Vec<PractitionerSchedule>, Vec<Range>), DbErr> {
-    let [hours, holds, time_off, closures]: [Vec<QueryResult>; 4] = rows
+    let [hours, holds, time_off, closures]: [batch::Rows; 4] = rows
         .try_into()
         .map_err(|_| DbErr::Custom("the schedule reads came back incomplete".into()))?;
     let mut by_id: HashMap<Uuid, PractitionerSchedule> = practitioner_ids
@@ -66,21 +64,20 @@ pub fn assemble(
             )
         })
         .collect();
-    for row in &hours {
-        let row = working_hours::Model::from_query_result(row, "")?;
+    for row in hours.decode::<working_hours::Model>()? {
         if let Some(s) = by_id.get_mut(&row.practitioner_id) {
             s.week.push(schedule::to_interval(&row));
         }
     }
-    for row in &holds {
-        let (id, start, end) =
-            row.try_get_many_by_index::<(Uuid, DateTime<Utc>, DateTime<Utc>)>()?;
-        if let Some(s) = by_id.get_mut(&id) {
-            s.appointments.push(Range { start, end });
+    for hold in holds.decode::<appointments::BlockedRange>()? {
+        if let Some(s) = by_id.get_mut(&hold.practitioner_id) {
+            s.appointments.push(Range {
+                start: hold.blocked_from,
+                end: hold.blocked_until,
+            });
         }
     }
-    for row in &time_off {
-        let row = time_off::Model::from_query_result(row, "")?;
+    for row in time_off.decode::<time_off::Model>()? {
         if let Some(s) = by_id.get_mut(&row.practitioner_id) {
             s.time_off.push(Range {
                 start: row.starts_at,
@@ -89,14 +86,13 @@ pub fn assemble(
         }
     }
     let closures = closures
-        .iter()
-        .map(|row| {
-            closure::Model::from_query_result(row, "").map(|c| Range {
-                start: c.starts_at,
-                end: c.ends_at,
-            })
+        .decode::<closure::Model>()?
+        .into_iter()
+        .map(|c| Range {
+            start: c.starts_at,
+            end: c.ends_at,
         })
-        .collect::<Result<_, _>>()?;
+        .collect();
     let schedules = practitioner_ids
         .iter()
         .filter_map(|id| by_id.remove(id))

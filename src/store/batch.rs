@@ -7,10 +7,11 @@
 //! (or savepoint) undoes what ran before it.
 
 use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, QueryResult, Statement,
-    TransactionTrait,
-    sea_query::{Expr, InsertStatement, SelectStatement},
+    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, FromQueryResult, QueryResult,
+    Statement, TransactionTrait,
+    sea_query::{Expr, InsertStatement, Query, QueryStatementBuilder, SelectStatement},
 };
+use serde::de::DeserializeOwned;
 
 /// The savepoint [`insert_atomic`] wraps its statements in on SQLite.
 const ATOMIC: &str = "atomic_batch";
@@ -75,21 +76,83 @@ fn joined(backend: DbBackend, inserts: &[InsertStatement]) -> (String, Vec<sea_o
 /// The column [`select_all`] adds to every row on SQLite: which select it came from.
 const TAG: &str = "batch_select";
 
-/// Runs `selects` through `conn` and returns each one's rows, in order. On SQLite they go in
-/// one round trip, every row tagged with its select's index (an extra last column, so rows read
-/// by name or by leading index decode as usual).
+/// One select's rows from [`select_all`]: database rows (SQLite), or each row as a JSON object
+/// of its columns (PostgreSQL, where the selects come back as one row of JSON arrays).
+pub enum Rows {
+    Sql(Vec<QueryResult>),
+    Json(Vec<serde_json::Value>),
+}
+
+impl Default for Rows {
+    fn default() -> Self {
+        Rows::Sql(Vec::new())
+    }
+}
+
+impl Rows {
+    /// The rows as `M`: read by column name from a database row, or deserialized from the JSON
+    /// object (same names).
+    pub fn decode<M: FromQueryResult + DeserializeOwned>(self) -> Result<Vec<M>, DbErr> {
+        match self {
+            Rows::Sql(rows) => rows.iter().map(|r| M::from_query_result(r, "")).collect(),
+            Rows::Json(rows) => rows
+                .into_iter()
+                .map(|r| {
+                    serde_json::from_value(r).map_err(|e| {
+                        DbErr::Type(format!("a row of a batched select did not decode: {e}"))
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// The first row as `M`, if any.
+    pub fn first<M: FromQueryResult + DeserializeOwned>(self) -> Result<Option<M>, DbErr> {
+        Ok(self.decode()?.into_iter().next())
+    }
+}
+
+/// Runs `selects` through `conn` and returns each one's rows, in order, in one round trip.
+/// On SQLite the selects go as one string of statements, every row tagged with its select's
+/// index (an extra last column, so rows decode by name as usual). On PostgreSQL they become one
+/// statement of scalar subqueries, each aggregating its select's rows (in the select's order)
+/// into a JSON array; the parameters stay parameters.
 pub async fn select_all(
     conn: &impl ConnectionTrait,
     selects: Vec<SelectStatement>,
-) -> Result<Vec<Vec<QueryResult>>, DbErr> {
+) -> Result<Vec<Rows>, DbErr> {
     let backend = conn.get_database_backend();
-    let mut out: Vec<Vec<QueryResult>> = selects.iter().map(|_| Vec::new()).collect();
-    if backend != DbBackend::Sqlite {
-        for (rows, select) in out.iter_mut().zip(&selects) {
-            *rows = conn.query_all_raw(backend.build(select)).await?;
-        }
-        return Ok(out);
+    if selects.is_empty() {
+        return Ok(Vec::new());
     }
+    if backend != DbBackend::Sqlite {
+        let mut outer = Query::select();
+        for (i, select) in selects.into_iter().enumerate() {
+            let aggregate = Query::select()
+                .expr(Expr::cust("coalesce(json_agg(q), '[]'::json)"))
+                .from_subquery(select, "q")
+                .to_owned();
+            outer.expr_as(
+                Expr::SubQuery(None, Box::new(aggregate.into_sub_query_statement())),
+                format!("s{i}"),
+            );
+        }
+        let row = conn
+            .query_one_raw(backend.build(&outer))
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound("the batched selects".into()))?;
+        let count = row.column_names().len();
+        return (0..count)
+            .map(|i| {
+                let value: serde_json::Value = row.try_get_by_index(i)?;
+                match value {
+                    serde_json::Value::Array(rows) => Ok(Rows::Json(rows)),
+                    other => Err(DbErr::Type(format!("a batched select gave {other}"))),
+                }
+            })
+            .collect();
+    }
+    let mut out: Vec<Vec<QueryResult>> = selects.iter().map(|_| Vec::new()).collect();
     let mut sql = String::new();
     let mut values = Vec::new();
     for (i, mut select) in selects.into_iter().enumerate() {
@@ -99,9 +162,6 @@ pub async fn select_all(
         if let Some(v) = statement.values {
             values.extend(v.0);
         }
-    }
-    if sql.is_empty() {
-        return Ok(out);
     }
     for row in conn
         .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
@@ -114,10 +174,9 @@ pub async fn select_all(
             .ok_or_else(|| DbErr::Custom(format!("a batched row names select {i}")))?;
         rows.push(row);
     }
-    Ok(out)
+    Ok(out.into_iter().map(Rows::Sql).collect())
 }
 
-/// Runs `inserts` in order through `conn` (a transaction).
 pub async fn insert_all(
     conn: &impl ConnectionTrait,
     inserts: &[InsertStatement],

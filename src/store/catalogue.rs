@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use entity::{practitioner, practitioner_service, service};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set,
 };
 use uuid::Uuid;
 
@@ -153,22 +153,15 @@ pub fn public_service_queries(service_id: Uuid) -> Vec<sea_orm::sea_query::Selec
 /// [`public_service_and_practitioners`] from the rows of [`public_service_queries`] (the first
 /// two of `rows`).
 pub fn public_service_from_rows(
-    rows: Vec<Vec<sea_orm::QueryResult>>,
+    rows: Vec<super::batch::Rows>,
 ) -> Result<(Option<service::Model>, Vec<practitioner::Model>), DbErr> {
     let mut rows = rows.into_iter();
     let service = rows
         .next()
         .unwrap_or_default()
-        .first()
-        .map(|row| service::Model::from_query_result(row, ""))
-        .transpose()?
+        .first::<service::Model>()?
         .filter(|s| s.active && s.online_bookable);
-    let practitioners = rows
-        .next()
-        .unwrap_or_default()
-        .iter()
-        .map(|row| practitioner::Model::from_query_result(row, ""))
-        .collect::<Result<_, _>>()?;
+    let practitioners = rows.next().unwrap_or_default().decode()?;
     Ok((service, practitioners))
 }
 

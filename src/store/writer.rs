@@ -598,12 +598,15 @@ mod tests {
         let rows = super::super::batch::select_all(&db, vec![select(2), select(9), select(1)])
             .await
             .expect("select");
+        #[derive(sea_orm::FromQueryResult, serde::Deserialize)]
+        struct Row {
+            v: i64,
+        }
         let got: Vec<Vec<i64>> = rows
-            .iter()
+            .into_iter()
             .map(|rows| {
-                rows.iter()
-                    .map(|r| r.try_get_by_index(0).expect("v"))
-                    .collect()
+                let rows: Vec<Row> = rows.decode().expect("decode");
+                rows.into_iter().map(|r| r.v).collect()
             })
             .collect();
         assert_eq!(got, vec![vec![3, 2], vec![], vec![3, 2, 1]]);
