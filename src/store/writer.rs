@@ -7,12 +7,17 @@
 //! is durable (`synchronous=FULL`), and one fsync is shared by the batch.
 //!
 //! A job is an async closure over `&DatabaseTransaction` and runs on its caller's task (so it
-//! may borrow the caller's data); the writer task only owns the transaction and the order. On PostgreSQL there is no queue: each job runs in its
-//! own transaction, and the database's constraints decide races as before.
+//! may borrow the caller's data); the writer task only owns the transaction and the order. A
+//! job whose only write is one `batch::insert_atomic` call may take a bare slot
+//! ([`Writer::begin_bare`]) and skip its own SAVEPOINT: two round trips to the database thread
+//! fewer per job. On PostgreSQL there is no queue: each job runs in its own transaction, and
+//! the database's constraints decide races as before.
 
 use std::sync::Arc;
 
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionTrait,
+};
 use tokio::sync::{mpsc, oneshot};
 
 /// Jobs that may wait for the writer; past it callers wait to be queued (back-pressure).
@@ -268,8 +273,10 @@ impl WriteTxn {
 /// another connection's do) and a batch never waits for a pooled connection that readers hold.
 /// Its savepoint journal (`temp_store = memory`) is kept in memory rather than in a temporary
 /// file: every job opens a savepoint, and writing the pages it copies to a file cost more
-/// than the job's own work. `None` for an in-memory database, which only the shared pool can
-/// reach.
+/// than the job's own work. It never checkpoints the WAL itself (`wal_autocheckpoint = 0`):
+/// a checkpoint at COMMIT copied a thousand pages into the database file and synced it while
+/// every queued booking waited, so [`checkpoints`] runs them beside the writer instead. `None`
+/// for an in-memory database, which only the shared pool can reach.
 async fn own_connection(db: &DatabaseConnection) -> Option<DatabaseConnection> {
     let shared = db.get_sqlite_connection_pool();
     let options = shared.connect_options();
@@ -282,7 +289,12 @@ async fn own_connection(db: &DatabaseConnection) -> Option<DatabaseConnection> {
         .idle_timeout(None)
         .max_lifetime(None)
         .test_before_acquire(false)
-        .connect_with((*options).clone().pragma("temp_store", "memory"))
+        .connect_with(
+            (*options)
+                .clone()
+                .pragma("temp_store", "memory")
+                .pragma("wal_autocheckpoint", "0"),
+        )
         .await;
     match own {
         Ok(pool) => Some(sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)),
@@ -293,9 +305,34 @@ async fn own_connection(db: &DatabaseConnection) -> Option<DatabaseConnection> {
     }
 }
 
+/// How often [`checkpoints`] copies the WAL back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Checkpoints the WAL from the shared pool every [`CHECKPOINT_EVERY`] while the writer has its
+/// own connection: PASSIVE, so it copies what no reader still needs, runs on another
+/// connection's thread beside the writer's batches and never makes them wait.
+async fn checkpoints(shared: DatabaseConnection) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = shared
+            .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
+            .await
+        {
+            tracing::warn!(error = %e, "a WAL checkpoint failed; the next tick tries again");
+        }
+    }
+}
+
 /// The writer task: one batch at a time, until every `Writer` is dropped.
-async fn run(db: DatabaseConnection, mut queue: mpsc::Receiver<Ticket>) {
-    let db = own_connection(&db).await.unwrap_or(db);
+async fn run(shared: DatabaseConnection, mut queue: mpsc::Receiver<Ticket>) {
+    let (db, checkpointer) = match own_connection(&shared).await {
+        Some(own) => (own, Some(tokio::spawn(checkpoints(shared)))),
+        None => (shared, None),
+    };
+    // Stops the checkpoints when the writer stops.
+    let _checkpointer = checkpointer.map(AbortOnDrop);
     while let Some(first) = queue.recv().await {
         let txn = match super::begin_write(&db).await {
             Ok(txn) => Arc::new(txn),
@@ -361,6 +398,15 @@ async fn run(db: DatabaseConnection, mut queue: mpsc::Receiver<Ticket>) {
         for answer in kept {
             let _ = answer.send(result.clone());
         }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -560,6 +606,38 @@ mod tests {
         }
         expected.sort_unstable();
         assert_eq!(values(&db).await, expected);
+    }
+
+    #[tokio::test]
+    async fn the_wal_is_copied_into_the_database_file_beside_the_writer() {
+        let (dir, db) = sqlite().await;
+        let file = dir.path().join("w.db");
+        let size = || std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        let writer = Writer::start(db.clone());
+        // The writer's connection never checkpoints: its commits stay in the WAL until the
+        // checkpoints beside it copy them into the database file.
+        writer
+            .write(async |txn| {
+                txn.execute_unprepared("CREATE TABLE big (body TEXT NOT NULL)")
+                    .await?;
+                for _ in 0..200 {
+                    txn.execute_unprepared("INSERT INTO big (body) VALUES (hex(randomblob(2000)))")
+                        .await?;
+                }
+                Ok::<(), DbErr>(())
+            })
+            .await
+            .expect("write");
+        let before = size();
+        let deadline = std::time::Instant::now() + 10 * CHECKPOINT_EVERY;
+        while size() <= before + 400_000 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(CHECKPOINT_EVERY / 5).await;
+        }
+        assert!(
+            size() > before + 400_000,
+            "the database file stayed at {} bytes (from {before})",
+            size()
+        );
     }
 
     #[tokio::test]
