@@ -206,12 +206,11 @@ pub(super) fn shown_details(
     }
 }
 
-/// What an online booking decided: the service, the practitioners offering it and the one
-/// chosen, all as read in one go, and the patient holding the request's address if asked for.
+/// What an online booking decided: the service and the practitioner chosen, as read in one
+/// go, and the patient holding the request's address if asked for.
 pub(super) struct Decided {
     pub service: service::Model,
-    pub offering: Vec<practitioner::Model>,
-    pub practitioner_id: Uuid,
+    pub practitioner: practitioner::Model,
     pub patient: Option<patient::Model>,
 }
 
@@ -281,10 +280,13 @@ pub(super) async fn decide(
         now,
         Overrides::NONE,
     )?;
+    let practitioner = offering
+        .into_iter()
+        .find(|p| p.id == practitioner_id)
+        .ok_or(DbErr::RecordNotFound("practitioner".into()))?;
     Ok(Decided {
         service,
-        offering,
-        practitioner_id,
+        practitioner,
         patient,
     })
 }
@@ -317,8 +319,7 @@ pub async fn write_online(
     }
     let Decided {
         service,
-        offering,
-        practitioner_id,
+        practitioner,
         patient: found,
     } = decide(txn, ctx, new, read, now, true).await?;
     // A new patient's row goes in with the appointment. Only on SQLite: its single writer
@@ -349,18 +350,11 @@ pub async fn write_online(
     {
         return Err(BookingError::LimitReached(limit));
     }
-    let (practitioner, mut rendered) = match rendered {
-        Some(r) if r.practitioner.id == practitioner_id => {
-            (r.practitioner, Some((r.view, r.emails)))
-        }
-        _ => (
-            offering
-                .into_iter()
-                .find(|p| p.id == practitioner_id)
-                .ok_or(DbErr::RecordNotFound("practitioner".into()))?,
-            None,
-        ),
-    };
+    // The emails rendered ahead are kept only if they were rendered from exactly the
+    // practitioner read in the slot (slot search's copy may be seconds old).
+    let mut rendered = rendered
+        .filter(|r| r.practitioner == practitioner)
+        .map(|r| (r.view, r.emails));
     let mut details = shown_details(
         &service,
         &practitioner,

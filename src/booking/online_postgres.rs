@@ -40,14 +40,10 @@ pub(super) async fn book_once(
         .map(|inputs| (inputs.service.clone(), inputs.practitioners.clone()));
     let online::Decided {
         service,
-        offering,
-        practitioner_id,
+        practitioner,
         ..
     } = online::decide(db, ctx, new, guess, now, false).await?;
-    let practitioner = offering
-        .into_iter()
-        .find(|p| p.id == practitioner_id)
-        .ok_or(DbErr::RecordNotFound("practitioner".into()))?;
+    let practitioner_id = practitioner.id;
     let token = ManageToken::generate();
     let appointment_id = Uuid::new_v4();
     let new_patient_id = Uuid::new_v4();

@@ -17,15 +17,33 @@ use serde::de::DeserializeOwned;
 const ATOMIC: &str = "atomic_batch";
 
 /// What undoes an [`insert_atomic`] that stopped part-way (a caller that went away while it
-/// ran): rolls back to its savepoint and closes it. When no such batch is open it fails with
-/// "no such savepoint", which [`undo_atomic`] reads as nothing to undo.
+/// ran): rolls back to its savepoint and closes it. A batch that ran to its RELEASE is whole
+/// and stays; when no batch is open, SQLite answers "no such savepoint", which is read as
+/// nothing to undo — after checking that the transaction itself is still open (SQLite ends it
+/// on its own after some I/O errors), which fails the call if it is not.
 pub async fn undo_atomic(txn: &DatabaseTransaction) -> Result<(), DbErr> {
     match txn
         .execute_unprepared(&format!("ROLLBACK TO {ATOMIC}; RELEASE {ATOMIC}"))
         .await
     {
-        Err(e) if e.to_string().contains("no such savepoint") => Ok(()),
+        Err(e) if e.to_string().contains("no such savepoint") => still_in_transaction(txn).await,
         other => other.map(|_| ()),
+    }
+}
+
+/// Fails unless `txn` is still inside its transaction on SQLite: a BEGIN there is refused
+/// ("within a transaction"); one that succeeds means the transaction had ended, and is rolled
+/// back at once.
+async fn still_in_transaction(txn: &DatabaseTransaction) -> Result<(), DbErr> {
+    match txn.execute_unprepared("BEGIN").await {
+        Err(e) if e.to_string().contains("within a transaction") => Ok(()),
+        Err(e) => Err(e),
+        Ok(_) => {
+            txn.execute_unprepared("ROLLBACK").await?;
+            Err(DbErr::Custom(
+                "the write transaction ended on its own (an I/O error?)".into(),
+            ))
+        }
     }
 }
 

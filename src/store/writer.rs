@@ -119,9 +119,12 @@ impl Writer {
 
     /// Takes the write slot without a savepoint of its own (on SQLite; on PostgreSQL as
     /// [`Writer::begin`]), saving the two round trips that open and release one. For a job that
-    /// reads, decides, and then writes everything in one `store::batch::insert_atomic` call and
-    /// nothing else: a failure before or inside that call leaves the batch's transaction as it
-    /// was, and so does a caller that goes away mid-call (the writer undoes the open batch).
+    /// reads, decides, and then writes everything in one `store::batch::insert_atomic` call, as
+    /// its last fallible step, and nothing else: a failure before or inside that call leaves the
+    /// batch's transaction as it was, and so does a caller that goes away while the call runs
+    /// (the writer undoes a batch left open). A batch that ran to its end is whole and is
+    /// committed with the rest even if its caller has gone, as a job that finished its savepoint
+    /// is.
     pub async fn begin_bare(&self) -> Result<WriteTxn, DbErr> {
         self.take_slot(true).await
     }
@@ -280,7 +283,8 @@ impl WriteTxn {
 async fn own_connection(db: &DatabaseConnection) -> Option<DatabaseConnection> {
     let shared = db.get_sqlite_connection_pool();
     let options = shared.connect_options();
-    if options.get_filename().to_string_lossy().contains("memory") {
+    let file = options.get_filename().to_string_lossy();
+    if file == ":memory:" || file.starts_with("file:sqlx-in-memory") {
         return None;
     }
     let own = sea_orm::sqlx::pool::PoolOptions::<sea_orm::sqlx::Sqlite>::new()
@@ -657,6 +661,18 @@ mod tests {
             .await
             .expect("the writer goes on");
         assert_eq!(values(&db).await, vec![8]);
+    }
+
+    #[tokio::test]
+    async fn undoing_no_open_batch_is_nothing_unless_the_transaction_itself_is_gone() {
+        let (_dir, db) = sqlite().await;
+        let txn = super::super::begin_write(&db).await.expect("begin");
+        super::super::batch::undo_atomic(&txn)
+            .await
+            .expect("no batch open: nothing to undo");
+        // What SQLite does on its own after some I/O errors: the transaction ends.
+        txn.execute_unprepared("ROLLBACK").await.expect("rollback");
+        assert!(super::super::batch::undo_atomic(&txn).await.is_err());
     }
 
     #[tokio::test]
