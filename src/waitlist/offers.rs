@@ -448,19 +448,34 @@ async fn hold_seat(
         Err(e) => return Err(e),
     };
     attempt.commit().await?;
+    let place = HeldPlace {
+        service: class.service.name.clone(),
+        practitioner: Some(class.practitioner.name.clone()),
+        start,
+    };
+    announce(txn, ctx, entry, &offer, &place, &offer_token, now).await?;
+    Ok(Held::Offered)
+}
+
+/// Tells the entry's patient (if they can still be emailed) of the offer just made, and emits
+/// `waitlist.offered`.
+async fn announce(
+    txn: &DatabaseTransaction,
+    ctx: Context<'_>,
+    entry: &waitlist_entry::Model,
+    offer: &waitlist_offer::Model,
+    place: &HeldPlace,
+    offer_token: &ManageToken,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
     if let Some(to) = recipient_of(txn, entry.id).await? {
-        let place = HeldPlace {
-            service: class.service.name.clone(),
-            practitioner: Some(class.practitioner.name.clone()),
-            start,
-        };
         crate::email::waitlist::offer_made(
             txn,
             ctx.settings,
             ctx.tz,
             &to,
-            &place,
-            expires_at,
+            place,
+            offer.expires_at,
             &offer_token.plain,
             offer.id,
             now,
@@ -471,10 +486,10 @@ async fn hold_seat(
         txn,
         now,
         EventType::WaitlistOffered,
-        event_data(&offer, "offered"),
+        event_data(offer, "offered"),
     )
-    .await?;
-    Ok(Held::Offered)
+    .await
+    .map(|_| ())
 }
 
 /// Withdraws the open seat offers of a session that was cancelled (each patient is told),
@@ -681,25 +696,14 @@ async fn hold_slot(
     };
     attempt.commit().await?;
     let shown = details(txn, offer.clone()).await?;
-    if let Some(to) = recipient_of(txn, entry.id).await? {
-        crate::email::waitlist::offer_made(
-            txn,
-            ctx.settings,
-            ctx.tz,
-            &to,
-            &held_place(&shown),
-            expires_at,
-            &offer_token.plain,
-            offer.id,
-            now,
-        )
-        .await?;
-    }
-    webhooks::emit(
+    announce(
         txn,
+        ctx,
+        entry,
+        &offer,
+        &held_place(&shown),
+        &offer_token,
         now,
-        EventType::WaitlistOffered,
-        event_data(&offer, "offered"),
     )
     .await?;
     Ok(true)
