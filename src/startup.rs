@@ -76,8 +76,9 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(address = %self.addr, "listening");
-        // Start-up (migrations, the OpenAPI document, templates) freed more than it keeps.
-        crate::alloc::trim();
+        let app = crate::http::app(self.state.clone());
+        // Start-up (migrations, the OpenAPI document, templates) freed more than it keeps,
+        // and ran through code it will not run again: the first tick, now, hands both back.
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
         let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
         let worker = self
@@ -101,7 +102,6 @@ impl Application {
                 waitlist_stopped,
             ))
         });
-        let app = crate::http::app(self.state.clone());
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))
             .await;
@@ -154,8 +154,6 @@ async fn housekeeping(state: Arc<AppState>) {
             .login_throttle
             .forget_expired(std::time::Instant::now());
         state.slot_answers.evict_expired();
-        // What bursts of requests freed goes back to the system rather than staying resident.
-        crate::alloc::trim();
         // Hourly, and once right after start.
         if minutes.is_multiple_of(60)
             && let Err(e) = crate::privacy::retention::purge(&state, chrono::Utc::now()).await
@@ -163,6 +161,10 @@ async fn housekeeping(state: Arc<AppState>) {
             tracing::warn!(error = %e, "retention purge failed; will retry");
         }
         minutes += 1;
+        // What bursts of requests freed, and the code they ran through, go back to the system
+        // rather than staying resident.
+        crate::alloc::trim();
+        crate::alloc::release_code();
     }
 }
 

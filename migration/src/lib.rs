@@ -30,6 +30,7 @@ mod m20261204_000201_create_waitlist_entries;
 mod m20261204_000202_create_waitlist_offers;
 mod m20261204_000203_create_waitlist_openings;
 mod m20261204_000401_book_online_function;
+mod m20261204_000501_book_online_arrays;
 
 pub struct Migrator;
 
@@ -65,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000202_create_waitlist_offers::Migration),
             Box::new(m20261204_000203_create_waitlist_openings::Migration),
             Box::new(m20261204_000401_book_online_function::Migration),
+            Box::new(m20261204_000501_book_online_arrays::Migration),
         ]
     }
 }

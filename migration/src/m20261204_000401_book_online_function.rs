@@ -14,7 +14,7 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const CREATE: &str = r#"
+pub(crate) const CREATE: &str = r#"
 CREATE OR REPLACE FUNCTION frontdesk_book_online(
     p_now timestamptz,
     p_idempotency_key text,

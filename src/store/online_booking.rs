@@ -3,9 +3,11 @@
 //! locked, or created), the limit of upcoming bookings, the consents, the appointment under
 //! the exclusion constraint, its history entry, its emails and its webhook deliveries.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use entity::{appointment, patient};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, Statement, Value};
+use sea_orm::{
+    ConnectionTrait, DbBackend, DbErr, EntityTrait, Statement, Value, sea_query::ArrayType,
+};
 use uuid::Uuid;
 
 use crate::email::OutgoingEmail;
@@ -58,7 +60,7 @@ pub async fn insert(
         idem.and_then(|i| i.location.clone()),
     );
     let (event_type, webhook_id, payload) = rows.webhook;
-    let values: Vec<Value> = vec![
+    let mut values: Vec<Value> = vec![
         rows.now.into(),
         key.into(),
         hash.into(),
@@ -85,17 +87,9 @@ pub async fn insert(
         event_type.into(),
         webhook_id.into(),
         payload.into(),
-        emails_json(rows.emails).into(),
     ];
-    let placeholders: Vec<String> = (1..=values.len())
-        .map(|i| {
-            if i == values.len() {
-                format!("${i}::jsonb")
-            } else {
-                format!("${i}")
-            }
-        })
-        .collect();
+    values.extend(email_columns(rows.emails));
+    let placeholders: Vec<String> = (1..=values.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
         "SELECT * FROM frontdesk_book_online({})",
         placeholders.join(", ")
@@ -111,29 +105,44 @@ pub async fn insert(
         .ok_or_else(|| DbErr::RecordNotFound("patient".into()))
 }
 
-/// The rendered emails as the function reads them (`jsonb_to_recordset`).
-fn emails_json(emails: &[OutgoingEmail]) -> String {
-    serde_json::Value::from(
-        emails
-            .iter()
-            .map(|e| {
-                serde_json::json!({
-                    "kind": e.kind.as_str(),
-                    "to_address": e.to_address,
-                    "to_name": e.to_name,
-                    "reply_to": e.reply_to,
-                    "subject": e.subject,
-                    "text_body": e.text_body,
-                    "html_body": e.html_body,
-                    "ics": e.ics.as_ref().map(|(ics, _)| ics),
-                    "ics_method": e.ics.as_ref().map(|(_, method)| method),
-                    "message_id": e.message_id,
-                    "send_after": e.send_after.to_rfc3339_opts(SecondsFormat::Micros, true),
-                })
-            })
-            .collect::<Vec<_>>(),
-    )
-    .to_string()
+/// The rendered emails as the function reads them: one array per column, one element per
+/// email (sent in PostgreSQL's binary format, read with `unnest`). A missing Reply-To or
+/// invitation is `''`, which the function stores as NULL.
+fn email_columns(emails: &[OutgoingEmail]) -> [Value; 11] {
+    let text = |f: &dyn Fn(&OutgoingEmail) -> String| {
+        Value::Array(
+            ArrayType::String,
+            Some(Box::new(emails.iter().map(|e| Value::from(f(e))).collect())),
+        )
+    };
+    [
+        text(&|e| e.kind.as_str().to_string()),
+        text(&|e| e.to_address.clone()),
+        text(&|e| e.to_name.clone()),
+        text(&|e| e.reply_to.clone().unwrap_or_default()),
+        text(&|e| e.subject.clone()),
+        text(&|e| e.text_body.clone()),
+        text(&|e| e.html_body.clone()),
+        text(&|e| {
+            e.ics
+                .as_ref()
+                .map(|(ics, _)| ics.clone())
+                .unwrap_or_default()
+        }),
+        text(&|e| {
+            e.ics
+                .as_ref()
+                .map(|(_, m)| m.to_string())
+                .unwrap_or_default()
+        }),
+        text(&|e| e.message_id.clone()),
+        Value::Array(
+            ArrayType::ChronoDateTimeUtc,
+            Some(Box::new(
+                emails.iter().map(|e| Value::from(e.send_after)).collect(),
+            )),
+        ),
+    ]
 }
 
 /// Whether the function refused because the patient has reached the limit of upcoming
