@@ -5,12 +5,14 @@
 //!   database had to parse (about 80 µs of its CPU for a booking's four emails). `reply_to`,
 //!   `ics` and `ics_method` travel as `''` for "none" and are stored as NULL (`NULLIF`); no
 //!   email has an empty one. Everything else the function does is unchanged (see
-//!   `m20261204_000401_book_online_function`).
+//!   `m20261204_000401_book_online_function`). The new form is an overload with its own
+//!   parameters; the previous one stays, so that instances still running the previous
+//!   release keep booking while a rolling upgrade replaces them.
 //! - The outbox's bodies and invitations are compressed with lz4 where the server has it
 //!   (PostgreSQL 14 and later, built with lz4): an HTML body is over the 2 kB at which
 //!   PostgreSQL compresses a row, and the default compressor (pglz) took about 5% of the
 //!   database's CPU under the load run. Rows already stored keep their compression; a server
-//!   without lz4 keeps pglz.
+//!   without lz4 (or older than 14) keeps pglz.
 //!
 //! SQLite has no such function and is untouched.
 
@@ -20,10 +22,6 @@ use crate::m20261204_000401_book_online_function as previous;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-const OLD_SIGNATURE: &str = "frontdesk_book_online(timestamptz, text, text, integer, text, \
-     text, uuid, text, text, text, boolean, bigint, uuid, text, uuid, uuid, timestamptz, \
-     timestamptz, timestamptz, timestamptz, text, text, text, text, text, text, jsonb)";
 
 const NEW_SIGNATURE: &str = "frontdesk_book_online(timestamptz, text, text, integer, text, \
      text, uuid, text, text, text, boolean, bigint, uuid, text, uuid, uuid, timestamptz, \
@@ -69,25 +67,26 @@ fn create() -> String {
         .replace(MAIL_SOURCE, MAIL_UNNEST)
 }
 
-/// lz4 for the outbox's large columns, only where the server offers it.
+/// lz4 for the outbox's large columns, only where the server offers it. The statement is
+/// run with EXECUTE so that a server without `SET COMPRESSION` (before 14) never parses it.
 const LZ4: &str = "DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_settings
                WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals)) THEN
-        ALTER TABLE outbox_messages
+        EXECUTE 'ALTER TABLE outbox_messages
             ALTER COLUMN text_body SET COMPRESSION lz4,
             ALTER COLUMN html_body SET COMPRESSION lz4,
-            ALTER COLUMN ics SET COMPRESSION lz4;
+            ALTER COLUMN ics SET COMPRESSION lz4';
     END IF;
 END $$";
 
-const PGLZ: &str = "DO $$
+const DEFAULT_COMPRESSION: &str = "DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression') THEN
-        ALTER TABLE outbox_messages
+        EXECUTE 'ALTER TABLE outbox_messages
             ALTER COLUMN text_body SET COMPRESSION DEFAULT,
             ALTER COLUMN html_body SET COMPRESSION DEFAULT,
-            ALTER COLUMN ics SET COMPRESSION DEFAULT;
+            ALTER COLUMN ics SET COMPRESSION DEFAULT';
     END IF;
 END $$";
 
@@ -98,8 +97,6 @@ impl MigrationTrait for Migration {
             return Ok(());
         }
         let db = manager.get_connection();
-        db.execute_unprepared(&format!("DROP FUNCTION IF EXISTS {OLD_SIGNATURE}"))
-            .await?;
         db.execute_unprepared(&create()).await?;
         db.execute_unprepared(LZ4).await?;
         Ok(())
@@ -110,10 +107,9 @@ impl MigrationTrait for Migration {
             return Ok(());
         }
         let db = manager.get_connection();
-        db.execute_unprepared(PGLZ).await?;
+        db.execute_unprepared(DEFAULT_COMPRESSION).await?;
         db.execute_unprepared(&format!("DROP FUNCTION IF EXISTS {NEW_SIGNATURE}"))
             .await?;
-        db.execute_unprepared(previous::CREATE).await?;
         Ok(())
     }
 }
