@@ -10,16 +10,16 @@
 //!   keeps its own freed memory, and under the load run's bookings a second arena on two cores
 //!   held 2–3 MB more at the peak with no measurable gain in speed. Small blocks are served
 //!   from glibc's per-thread caches without taking the arena's lock anyway.
-//! - [`trim`] hands freed pages inside the arenas back to the system; it runs after start-up
-//!   and from the housekeeping tick.
+//! - [`trim`] hands freed pages inside the arenas back to the system; it runs with
+//!   [`release_code`], below.
 //! - [`release_code`] unmaps the pages of the program's own code and constants, which would
 //!   otherwise stay mapped once anything ran through them: start-up (migrations, the demo
 //!   clinic, the OpenAPI document and the routes) alone touches most of the 16 MB of code.
 //!   The pages stay in the kernel's page cache, and those the service runs again come back
 //!   at their next use (a minor fault, no disk read while the cache holds them). Only pages
 //!   that are still the file's own are dropped (see [`release_code`]). It runs from
-//!   the housekeeping tick, so resident memory comes down to what the service actually uses
-//!   a minute after start-up or a burst of work.
+//!   `startup`: after start-up, a second or two after requests stop, and every minute, so
+//!   resident memory comes down to what the service uses while idle.
 
 /// Blocks at least this large are mapped on their own (and unmapped when freed).
 pub const MMAP_THRESHOLD: i32 = 1024 * 1024;

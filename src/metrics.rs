@@ -9,7 +9,13 @@
 //! `frontdesk_writer_queue_depth`, `frontdesk_writer_batch_size` (a histogram),
 //! `frontdesk_db_pool_connections{state}` and `frontdesk_db_pool_max_connections`.
 
-use std::{sync::OnceLock, time::Duration};
+use std::{
+    sync::{
+        OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -97,15 +103,20 @@ fn describe() {
     );
 }
 
-/// The per-instance side of `/metrics`: what is read at scrape time (the pool).
+/// The per-instance side of `/metrics`: what is read at scrape time (the pool), and how many
+/// requests this instance has answered (which tells the memory upkeep when it went idle).
 pub struct Metrics {
     db: Option<DatabaseConnection>,
+    answered: AtomicU64,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         handle();
-        Self { db: None }
+        Self {
+            db: None,
+            answered: AtomicU64::new(0),
+        }
     }
 }
 
@@ -115,12 +126,19 @@ impl Metrics {
         handle();
         Self {
             db: Some(db.clone()),
+            answered: AtomicU64::new(0),
         }
+    }
+
+    /// Requests answered so far by this instance.
+    pub fn answered(&self) -> u64 {
+        self.answered.load(Ordering::Relaxed)
     }
 
     /// Counts and times one answered request. `route` is the matched route template (never
     /// the raw path, which would carry ids and tokens).
     pub fn observe(&self, route: &str, status: u16, elapsed: Duration) {
+        self.answered.fetch_add(1, Ordering::Relaxed);
         let class = match status / 100 {
             1 => "1xx",
             2 => "2xx",

@@ -78,8 +78,10 @@ impl Application {
         tracing::info!(address = %self.addr, "listening");
         let app = crate::http::app(self.state.clone());
         // Start-up (migrations, the OpenAPI document, templates) freed more than it keeps,
-        // and ran through code it will not run again: the first tick, now, hands both back.
+        // and ran through code it will not run again.
+        give_back_memory();
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
+        let settle = tokio::spawn(settle_when_idle(self.state.clone()));
         let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
         let worker = self
             .state
@@ -106,6 +108,7 @@ impl Application {
             .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))
             .await;
         housekeeping.abort();
+        settle.abort();
         if let Some(mut worker) = worker {
             // Let a delivery in progress finish and be recorded; a row cut off after that is
             // sent again once its lease expires.
@@ -161,10 +164,35 @@ async fn housekeeping(state: Arc<AppState>) {
             tracing::warn!(error = %e, "retention purge failed; will retry");
         }
         minutes += 1;
-        // What bursts of requests freed, and the code they ran through, go back to the system
-        // rather than staying resident.
-        crate::alloc::trim();
-        crate::alloc::release_code();
+        // What the workers' and the chores' steps freed goes back to the system.
+        give_back_memory();
+    }
+}
+
+/// Freed heap memory and the pages of code and constants the process holds mapped go back to
+/// the system (`alloc::trim`, `alloc::release_code`).
+fn give_back_memory() {
+    crate::alloc::trim();
+    crate::alloc::release_code();
+}
+
+/// Once requests stop (none answered for a whole second after some were), gives back what
+/// they freed and the code they ran through, so that an idle instance's resident memory is
+/// what it uses while idle, not what its busiest moment touched.
+async fn settle_when_idle(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen = state.metrics.answered();
+    let mut busy = false;
+    loop {
+        tick.tick().await;
+        let answered = state.metrics.answered();
+        if answered != seen {
+            (seen, busy) = (answered, true);
+        } else if busy {
+            busy = false;
+            give_back_memory();
+        }
     }
 }
 

@@ -19,8 +19,9 @@
 //! one-week one-practitioner slot search at 64 connections with the answer cache off;
 //! `/health/live` at 64; on PostgreSQL booking POST at 64 clients across two instances on one
 //! database, the bare insert under the same exclusion constraint, and the slot search. RSS is
-//! read from /proc: idle after start (with its anonymous part, the rest being the mapped binary
-//! and libraries) and the peak during each load; so is the servers' CPU time per answered
+//! read from /proc: idle after start, 2.5 s after the set-up's last request (with its
+//! anonymous part, the rest being the mapped binary and libraries) and the peak during each
+//! load; so is the servers' CPU time per answered
 //! request, and the machine's load average as each run begins.
 
 use std::{
@@ -37,6 +38,10 @@ use std::{
 use chrono::{DateTime, DurationRound, Utc};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 use serde_json::{Value, json};
+
+/// How long a server is left without requests before its idle RSS is read: an instance gives
+/// back what a burst of requests touched a second or two after the burst (`startup`).
+const IDLE: Duration = Duration::from_millis(2500);
 
 const ADMIN_EMAIL: &str = "bench-admin@clinic.test";
 const ADMIN_PASSWORD: &str = "bench password for the load run";
@@ -621,7 +626,7 @@ async fn one_run(work: &Path, postgres: Option<&str>) -> Run {
     let server = Server::start(work, &db_url, "sqlite");
     let pid = [server.child.id()];
     let clinic = setup(&http_client(1), &server.base).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(IDLE).await;
     out.push((
         "idle RSS, SQLite".into(),
         Figures {
@@ -675,7 +680,7 @@ async fn one_run(work: &Path, postgres: Option<&str>) -> Run {
         let first = Server::start(work, &url, "postgres-1");
         let clinic = setup(&http_client(1), &first.base).await;
         let second = Server::start(work, &url, "postgres-2");
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(IDLE).await;
         let pids = [first.child.id(), second.child.id()];
         out.push((
             "idle RSS, PostgreSQL".into(),
