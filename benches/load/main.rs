@@ -712,7 +712,12 @@ async fn one_run(work: &Path, postgres: Option<&str>) -> Run {
             .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             .await
             .ok();
+        // What these phases wrote is flushed now rather than in the background while the next
+        // run's SQLite phases wait for their own fsyncs.
+        admin.execute_unprepared("CHECKPOINT").await.ok();
     }
+    // SAFETY: sync has no preconditions; it flushes every file system's dirty pages.
+    unsafe { libc::sync() };
     out
 }
 
