@@ -668,14 +668,15 @@ async fn one_run(work: &Path, postgres: Option<&str>) -> Run {
     drop(server);
 
     if let Some(admin_url) = postgres {
-        let name = format!("frontdesk_load_{}", uuid::Uuid::new_v4().simple());
+        // Not `name`: the phases below reuse that, and the database is dropped by this one.
+        let database = format!("frontdesk_load_{}", uuid::Uuid::new_v4().simple());
         let admin = Database::connect(admin_url).await.expect("postgres");
         admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .execute_unprepared(&format!("CREATE DATABASE {database}"))
             .await
             .expect("create database");
         let mut url = url::Url::parse(admin_url).expect("url");
-        url.set_path(&name);
+        url.set_path(&database);
         let url = url.to_string();
         let first = Server::start(work, &url, "postgres-1");
         let clinic = setup(&http_client(1), &first.base).await;
@@ -709,7 +710,7 @@ async fn one_run(work: &Path, postgres: Option<&str>) -> Run {
         drop(first);
         drop(second);
         admin
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
             .await
             .ok();
         // What these phases wrote is flushed now rather than in the background while the next
