@@ -31,6 +31,7 @@ mod m20261204_000202_create_waitlist_offers;
 mod m20261204_000203_create_waitlist_openings;
 mod m20261204_000401_book_online_function;
 mod m20261204_000501_book_online_arrays;
+mod m20261205_000101_schedule_version;
 
 pub struct Migrator;
 
@@ -67,6 +68,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000203_create_waitlist_openings::Migration),
             Box::new(m20261204_000401_book_online_function::Migration),
             Box::new(m20261204_000501_book_online_arrays::Migration),
+            Box::new(m20261205_000101_schedule_version::Migration),
         ]
     }
 }

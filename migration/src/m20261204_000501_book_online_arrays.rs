@@ -61,7 +61,7 @@ const MAIL_UNNEST: &str = "        SELECT gen_random_uuid(), m.kind, m.to_addres
                  ics_method, message_id, send_after);";
 
 /// The function as before, with the emails read from the arrays.
-fn create() -> String {
+pub(crate) fn create() -> String {
     previous::CREATE
         .replace(MAIL_PARAMETERS, MAIL_ARRAYS)
         .replace(MAIL_SOURCE, MAIL_UNNEST)

@@ -16,7 +16,7 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, QueryTrait
 use uuid::Uuid;
 
 use crate::{
-    domain::{FieldError, booking, rulebook::Overrides},
+    domain::{FieldError, availability, booking, rulebook::Overrides},
     email::{self, BookingChange, BookingEmail, PreparedEmails},
     state::AppState,
     store,
@@ -212,6 +212,60 @@ pub(super) struct Decided {
     pub service: service::Model,
     pub practitioner: practitioner::Model,
     pub patient: Option<patient::Model>,
+}
+
+/// PostgreSQL: the rulebook's answer from slot search's copy alone, for a booking with one
+/// candidate practitioner (the one named, or the only one offering the service), with the
+/// schedule version the copy was read at. The calendar is left out: the exclusion constraint
+/// refuses a taken slot as the rulebook would ("taken" is its last check), and the statement
+/// refuses the copy if the schedule changed since. `None` (decide on fresh reads instead) when
+/// there is a choice of practitioner, the copy has no version, or the copy refuses: a refusal
+/// is only ever given on fresh reads.
+pub(super) fn decide_on_copy(
+    ctx: Context<'_>,
+    inputs: &store::availability::StaticInputs,
+    new: &NewBooking,
+    now: DateTime<Utc>,
+) -> Option<(Decided, i64)> {
+    let version = inputs.schedule_version?;
+    if inputs.service.capacity > 1 {
+        return None;
+    }
+    let practitioner = match (new.practitioner_id, inputs.practitioners.as_slice()) {
+        (Some(id), offering) => offering.iter().find(|p| p.id == id)?,
+        (None, [only]) => only,
+        (None, _) => return None,
+    };
+    let schedule = availability::PractitionerSchedule {
+        practitioner_id: practitioner.id,
+        week: inputs
+            .weeks
+            .get(&practitioner.id)
+            .cloned()
+            .unwrap_or_default(),
+        appointments: Vec::new(),
+        time_off: inputs
+            .time_off
+            .get(&practitioner.id)
+            .cloned()
+            .unwrap_or_default(),
+    };
+    placement::decide(
+        ctx,
+        &inputs.service,
+        &[schedule],
+        &inputs.closures,
+        new.start,
+        now,
+        Overrides::NONE,
+    )
+    .ok()?;
+    let decided = Decided {
+        service: inputs.service.clone(),
+        practitioner: practitioner.clone(),
+        patient: None,
+    };
+    Some((decided, version))
 }
 
 /// Reads what an online booking decides on through `conn` in one round trip and asks the

@@ -1,11 +1,14 @@
-//! The online booking on PostgreSQL: the rulebook decides on what the pool reads now, in one
-//! round trip (`online::decide`; under READ COMMITTED a transaction's reads see no more than
-//! these), the emails, the webhook body
-//! and the idempotent response are rendered, and then every row goes in with one statement
+//! The online booking on PostgreSQL. With one candidate practitioner it is decided on slot
+//! search's per-instance copy (`online::decide_on_copy`), and the booking is one round trip:
+//! the statement checks that the copy's schedule version is still current and the exclusion
+//! constraint refuses a taken slot. Otherwise, or when the copy is refused or refuses, the
+//! rulebook decides on what the pool reads now, in one round trip (`online::decide`; under
+//! READ COMMITTED a transaction's reads see no more than these). Then the emails, the webhook
+//! body and the idempotent response are rendered, and every row goes in with one statement
 //! (`store::online_booking`). The exclusion constraint refuses an overlap that a concurrent
 //! booking slipped in between the reads and the statement, as it did inside a transaction.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use entity::patient;
 use sea_orm::DbErr;
 use uuid::Uuid;
@@ -33,16 +36,42 @@ pub(super) async fn book_once(
     let ctx = Context::of(state);
     let db = &state.db;
     let now = Utc::now();
-    // The service and practitioners as slot search's copy has them point to the calendars to
-    // read; everything decided on is then read fresh, in one round trip.
-    let guess = store::availability::static_inputs(&state.slot_inputs, db, new.service_id, now)
-        .await?
-        .map(|inputs| (inputs.service.clone(), inputs.practitioners.clone()));
+    let inputs =
+        store::availability::static_inputs(&state.slot_inputs, db, new.service_id, now).await?;
+    if let Some((decided, version)) = inputs
+        .as_deref()
+        .and_then(|inputs| online::decide_on_copy(ctx, inputs, new, now))
+    {
+        match write(state, new, idempotency, decided, Some(version), now).await {
+            Err(BookingError::Database(e)) if online_booking::is_schedule_changed(&e) => {
+                state.slot_inputs.clear();
+            }
+            other => return other,
+        }
+    }
+    // The service and practitioners as the copy has them point to the calendars to read;
+    // everything decided on is then read fresh, in one round trip.
+    let guess = inputs.map(|inputs| (inputs.service.clone(), inputs.practitioners.clone()));
+    let decided = online::decide(db, ctx, new, guess, now, false).await?;
+    write(state, new, idempotency, decided, None, now).await
+}
+
+/// Renders what `decided` books and writes it in one statement; `schedule_version` is the
+/// version of the copy it was decided on, if it was.
+async fn write(
+    state: &AppState,
+    new: &NewBooking,
+    idempotency: Option<&IdempotentResponse<'_>>,
+    decided: online::Decided,
+    schedule_version: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<Booked, BookingError> {
+    let ctx = Context::of(state);
     let online::Decided {
         service,
         practitioner,
         ..
-    } = online::decide(db, ctx, new, guess, now, false).await?;
+    } = decided;
     let practitioner_id = practitioner.id;
     let token = ManageToken::generate();
     let appointment_id = Uuid::new_v4();
@@ -80,6 +109,7 @@ pub(super) async fn book_once(
             manage_token: token.plain.clone(),
         };
         let rows = online_booking::OnlineRows {
+            schedule_version,
             now,
             idempotency: idempotency.map(|i| {
                 let (status, body, location) = (i.render)(&booked);
@@ -109,7 +139,7 @@ pub(super) async fn book_once(
             ),
             emails: &emails,
         };
-        match online_booking::insert(db, &rows).await {
+        match online_booking::insert(&state.db, &rows).await {
             Ok(stored) => {
                 // Shown back as this request gave them, as on SQLite.
                 let shown = &booked.details.patient;

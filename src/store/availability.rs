@@ -101,7 +101,7 @@ pub fn assemble(
 }
 
 /// The slowly-changing inputs of a public slot search for one service: the service, the
-/// practitioners offering it online, their weeks and the clinic's closures.
+/// practitioners offering it online, their weeks and time off, and the clinic's closures.
 #[derive(Debug)]
 pub struct StaticInputs {
     pub service: entity::service::Model,
@@ -110,7 +110,12 @@ pub struct StaticInputs {
     /// before its write slot).
     pub practitioners: Vec<entity::practitioner::Model>,
     pub weeks: HashMap<Uuid, Vec<crate::domain::hours::WeeklyInterval>>,
+    /// Their time off that had not ended two days before the read.
+    pub time_off: HashMap<Uuid, Vec<Range>>,
     pub closures: Vec<Range>,
+    /// PostgreSQL: the schedule's version, read before everything else
+    /// (`online_booking::schedule_version`), so what was read is at least as new as it.
+    pub schedule_version: Option<i64>,
 }
 
 impl StaticInputs {
@@ -120,6 +125,7 @@ impl StaticInputs {
         service_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Option<Self>, DbErr> {
+        let schedule_version = super::online_booking::schedule_version(conn).await?;
         let (Some(service), practitioners) =
             super::catalogue::public_service_and_practitioners(conn, service_id).await?
         else {
@@ -133,7 +139,18 @@ impl StaticInputs {
                 .or_default()
                 .push(schedule::to_interval(&row));
         }
-        let closures = schedule::upcoming_closures(conn, now - chrono::Duration::days(2))
+        let since = now - chrono::Duration::days(2);
+        let mut time_off: HashMap<Uuid, Vec<Range>> = HashMap::new();
+        for row in schedule::upcoming_time_off(conn, &practitioner_ids, since).await? {
+            time_off
+                .entry(row.practitioner_id)
+                .or_default()
+                .push(Range {
+                    start: row.starts_at,
+                    end: row.ends_at,
+                });
+        }
+        let closures = schedule::upcoming_closures(conn, since)
             .await?
             .into_iter()
             .map(|c| Range {
@@ -146,16 +163,20 @@ impl StaticInputs {
             practitioner_ids,
             practitioners,
             weeks,
+            time_off,
             closures,
+            schedule_version,
         }))
     }
 }
 
 /// A per-instance cache of [`StaticInputs`] by service. It is only ever a copy: this
-/// instance clears it on every staff change, other instances see the change within the TTL,
-/// and bookings decide nothing on it — they re-read everything inside their transaction (an
-/// online booking renders its emails from it ahead of the slot, and again in the slot if the
-/// fresh reads differ).
+/// instance clears it on every staff change and other instances see the change within the
+/// TTL. SQLite bookings decide nothing on it: they re-read everything inside their
+/// transaction (an online booking renders its emails from it ahead of the slot, and again in
+/// the slot if the fresh reads differ). A PostgreSQL online booking with one candidate
+/// practitioner decides on it, and its statement refuses a copy whose `schedule_version` is no
+/// longer current (`online_postgres`).
 pub type StaticCache = crate::cache::TtlCache<Uuid, std::sync::Arc<StaticInputs>>;
 
 /// The cached inputs for a service, read afresh when missing or expired.

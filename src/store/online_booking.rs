@@ -1,7 +1,8 @@
 //! PostgreSQL: an online booking's rows in one statement, through the function
-//! `frontdesk_book_online` (see its migration): the idempotency key, the patient (found and
-//! locked, or created), the limit of upcoming bookings, the consents, the appointment under
-//! the exclusion constraint, its history entry, its emails and its webhook deliveries.
+//! `frontdesk_book_online` (see its migrations): the check that the schedule it was decided on
+//! is current, the idempotency key, the patient (found and locked, or created), the limit of
+//! upcoming bookings, the consents, the appointment under the exclusion constraint, its
+//! history entry, its emails and its webhook deliveries.
 
 use chrono::{DateTime, Utc};
 use entity::{appointment, patient};
@@ -14,6 +15,9 @@ use crate::email::OutgoingEmail;
 
 /// What the statement writes; everything was decided and rendered before it.
 pub struct OnlineRows<'a> {
+    /// The [`schedule_version`] the booking was decided at; `None` when it was decided on
+    /// reads of its own.
+    pub schedule_version: Option<i64>,
     pub now: DateTime<Utc>,
     pub idempotency: Option<IdempotencyRow<'a>>,
     /// The id a new patient record gets (an existing record keeps its own).
@@ -40,10 +44,11 @@ pub struct IdempotencyRow<'a> {
     pub location: Option<String>,
 }
 
-/// Writes the booking; returns the patient record it is for. A taken slot fails with the
-/// exclusion constraint's error ([`super::is_overlap_violation`]), a reused idempotency key
-/// with a unique violation, a reached limit with [`is_limit_reached`], a taken reference
-/// with [`is_reference_taken`]; nothing is written then.
+/// Writes the booking; returns the patient record it is for. A schedule changed since
+/// `schedule_version` fails with [`is_schedule_changed`], a taken slot with the exclusion
+/// constraint's error ([`super::is_overlap_violation`]), a reused idempotency key with a unique
+/// violation, a reached limit with [`is_limit_reached`], a taken reference with
+/// [`is_reference_taken`]; nothing is written then.
 pub async fn insert(
     conn: &impl ConnectionTrait,
     rows: &OnlineRows<'_>,
@@ -61,6 +66,7 @@ pub async fn insert(
     );
     let (event_type, webhook_id, payload) = rows.webhook;
     let mut values: Vec<Value> = vec![
+        rows.schedule_version.into(),
         rows.now.into(),
         key.into(),
         hash.into(),
@@ -143,6 +149,29 @@ fn email_columns(emails: &[OutgoingEmail]) -> [Value; 11] {
             )),
         ),
     ]
+}
+
+/// PostgreSQL: the version of everything a booking is decided on apart from the calendars
+/// (services, practitioners, who offers what, working hours, time off, closures), which every
+/// change to them moves on. `None` on SQLite.
+pub async fn schedule_version(conn: &impl ConnectionTrait) -> Result<Option<i64>, DbErr> {
+    if conn.get_database_backend() != DbBackend::Postgres {
+        return Ok(None);
+    }
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT version FROM schedule_version",
+        ))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("schedule_version".into()))?;
+    Ok(Some(row.try_get_by_index(0)?))
+}
+
+/// Whether the function refused because the booking was decided on a schedule that has
+/// changed since (decide again on fresh reads).
+pub fn is_schedule_changed(err: &DbErr) -> bool {
+    err.to_string().contains("frontdesk: schedule changed")
 }
 
 /// Whether the function refused because the patient has reached the limit of upcoming

@@ -91,14 +91,14 @@ pub fn time_off_query(
         .order_by_asc(time_off::Column::StartsAt)
 }
 
-/// All time off of one practitioner that has not yet ended, soonest first.
+/// All time off of these practitioners that has not yet ended, soonest first.
 pub async fn upcoming_time_off(
     conn: &impl ConnectionTrait,
-    practitioner_id: Uuid,
+    practitioner_ids: &[Uuid],
     now: DateTime<Utc>,
 ) -> Result<Vec<time_off::Model>, DbErr> {
     time_off::Entity::find()
-        .filter(time_off::Column::PractitionerId.eq(practitioner_id))
+        .filter(time_off::Column::PractitionerId.is_in(practitioner_ids.iter().copied()))
         .filter(time_off::Column::EndsAt.gt(now))
         .order_by_asc(time_off::Column::StartsAt)
         .all(conn)

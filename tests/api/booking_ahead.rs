@@ -218,13 +218,13 @@ async fn a_delivery_for_an_endpoint_deleted_since_it_was_listed_is_not_written()
 }
 
 #[tokio::test]
-async fn the_single_statement_tells_a_taken_reference_from_a_taken_slot() {
+async fn the_single_statement_tells_a_taken_reference_a_taken_slot_and_a_changed_schedule() {
     let app = spawn_app().await;
     if !app.is_postgres() {
         // The statement is PostgreSQL's; SQLite books through the single writer.
         return;
     }
-    let (_, practitioner, service) = clinic_with_one_practitioner(&app).await;
+    let (admin, practitioner, service) = clinic_with_one_practitioner(&app).await;
     let reply = app
         .post(
             "/api/v1/bookings",
@@ -244,11 +244,12 @@ async fn the_single_statement_tells_a_taken_reference_from_a_taken_slot() {
         .await
         .expect("read")
         .expect("row");
-    let attempt = |appointment: &appointment::Model| {
+    let attempt = |appointment: &appointment::Model, schedule_version: Option<i64>| {
         let appointment = appointment.clone();
         let db = app.db.clone();
         async move {
             let rows = store::online_booking::OnlineRows {
+                schedule_version,
                 now: Utc::now(),
                 idempotency: None,
                 new_patient_id: Uuid::new_v4(),
@@ -274,7 +275,9 @@ async fn the_single_statement_tells_a_taken_reference_from_a_taken_slot() {
     later.ends_at += day;
     later.blocked_from += day;
     later.blocked_until += day;
-    let err = attempt(&later).await.expect_err("the reference is taken");
+    let err = attempt(&later, None)
+        .await
+        .expect_err("the reference is taken");
     assert!(store::online_booking::is_reference_taken(&err), "{err}");
     assert!(!store::is_overlap_violation(&err), "{err}");
     // A fresh reference at the taken time: refused by the exclusion constraint instead.
@@ -282,7 +285,7 @@ async fn the_single_statement_tells_a_taken_reference_from_a_taken_slot() {
     clash.id = Uuid::new_v4();
     clash.manage_token_hash = None;
     clash.reference = "FRESH001".into();
-    let err = attempt(&clash).await.expect_err("the slot is taken");
+    let err = attempt(&clash, None).await.expect_err("the slot is taken");
     assert!(store::is_overlap_violation(&err), "{err}");
     assert!(!store::online_booking::is_reference_taken(&err), "{err}");
     // Neither attempt left a patient, an appointment or an email behind.
@@ -292,8 +295,30 @@ async fn the_single_statement_tells_a_taken_reference_from_a_taken_slot() {
             .expect("read")
             .is_none()
     );
-    // A fresh reference at a free time goes in.
+    // Decided on a schedule that has changed since (any write to the hours moves the
+    // version on): refused, nothing written; at the current version it goes in.
     later.reference = "FRESH002".into();
-    let patient = attempt(&later).await.expect("booked");
+    let read_at = store::online_booking::schedule_version(&app.db)
+        .await
+        .expect("read")
+        .expect("a version on PostgreSQL");
+    let reply = app
+        .put_as(
+            &admin,
+            &format!("/api/v1/staff/practitioners/{practitioner}/working-hours"),
+            json!({ "intervals": [{ "weekday": "monday", "start": "09:00", "end": "17:00" }] }),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let err = attempt(&later, Some(read_at))
+        .await
+        .expect_err("the schedule changed");
+    assert!(store::online_booking::is_schedule_changed(&err), "{err}");
+    let now_at = store::online_booking::schedule_version(&app.db)
+        .await
+        .expect("read")
+        .expect("a version");
+    assert!(now_at > read_at);
+    let patient = attempt(&later, Some(now_at)).await.expect("booked");
     assert_eq!(patient.email.as_deref(), Some("second@example.com"));
 }

@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
-use entity::appointment;
+use entity::{appointment, time_off};
 use frontdesk::startup::Application;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use crate::availability::{
@@ -540,6 +540,85 @@ async fn two_instances_on_one_database_never_double_book() {
     );
     assert!(statuses.iter().filter(|s| **s == 201).count() >= 1);
     assert_no_overlaps(&app).await;
+}
+
+/// Time off for the whole of one day of `practitioner`, written straight into the database,
+/// past this instance (as another instance or an operator's tool would write it).
+async fn away_behind_the_instance(app: &TestApp, practitioner: &str, day_offset: i64) {
+    let day = in_days(day_offset)
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc();
+    time_off::ActiveModel {
+        id: Set(uuid::Uuid::new_v4()),
+        practitioner_id: Set(practitioner.parse().expect("uuid")),
+        starts_at: Set(day - Duration::days(1)),
+        ends_at: Set(day + Duration::days(2)),
+        reason: Set("Conference".into()),
+        created_at: Set(Utc::now()),
+    }
+    .insert(&app.db)
+    .await
+    .expect("insert time off");
+}
+
+#[tokio::test]
+async fn time_off_written_past_the_instance_refuses_a_booking_its_copy_would_allow() {
+    let app = spawn_app_with(|s| s.rate_limit.enabled = false).await;
+    let (_, practitioner, service) = clinic_with_one_practitioner(&app).await;
+    let away = free_starts(&app, &service, 3).await;
+    let later = free_starts(&app, &service, 6).await;
+    // This instance's copy of the schedule is read now, by the first booking.
+    let reply = book(&app, booking_body(&service, &later[0], "first@example.com")).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    away_behind_the_instance(&app, &practitioner, 3).await;
+    let reply = book(&app, booking_body(&service, &away[4], "second@example.com")).await;
+    let problem = reply.assert_problem(422, "outside_availability");
+    assert!(
+        problem["detail"].as_str().unwrap_or("").contains("away"),
+        "{problem}"
+    );
+    let booked = appointment::Entity::find()
+        .all(&app.db)
+        .await
+        .expect("appointments");
+    assert_eq!(booked.len(), 1, "{booked:?}");
+    // Another day is still bookable, on the copy read again.
+    let reply = book(&app, booking_body(&service, &later[4], "third@example.com")).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn time_off_given_on_another_instance_refuses_a_booking_on_this_one() {
+    let app = spawn_app_with(|s| s.rate_limit.enabled = false).await;
+    if !app.is_postgres() {
+        return;
+    }
+    let (admin, practitioner, service) = clinic_with_one_practitioner(&app).await;
+    let second = Application::build(app.settings.clone())
+        .await
+        .expect("second instance");
+    let second_address = format!("http://127.0.0.1:{}", second.port());
+    tokio::spawn(second.run_until(std::future::pending()));
+    let away = free_starts(&app, &service, 3).await;
+    let later = free_starts(&app, &service, 6).await;
+    let reply = book(&app, booking_body(&service, &later[0], "first@example.com")).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let day = in_days(3);
+    let reply = app
+        .client
+        .post(format!(
+            "{second_address}/api/v1/staff/practitioners/{practitioner}/time-off"
+        ))
+        .bearer_auth(&admin)
+        .json(&json!({ "starts_at": format!("{day}T00:00:00Z"),
+                       "ends_at": format!("{day}T23:59:00Z") }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(reply.status(), 201);
+    let reply = book(&app, booking_body(&service, &away[4], "second@example.com")).await;
+    reply.assert_problem(422, "outside_availability");
 }
 
 #[tokio::test]

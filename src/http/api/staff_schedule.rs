@@ -224,7 +224,7 @@ impl StaffScheduleApi {
         catalogue_store::find_practitioner(&self.state.db, id)
             .await?
             .ok_or_else(|| ApiError::not_found("practitioner"))?;
-        let rows = schedule_store::upcoming_time_off(&self.state.db, id, Utc::now()).await?;
+        let rows = schedule_store::upcoming_time_off(&self.state.db, &[id], Utc::now()).await?;
         Ok(Json(
             paging.slice(rows.into_iter().map(TimeOff::from).collect()),
         ))
