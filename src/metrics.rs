@@ -85,6 +85,10 @@ fn describe() {
         "frontdesk_bookings_total",
         "Booking attempts by outcome: confirmed, conflict (the slot was taken), refused (invalid, outside availability, limits)."
     );
+    describe_counter!(
+        "frontdesk_bookings_redecided_total",
+        "PostgreSQL online bookings decided on this instance's copy of the schedule that the database found out of date (a staff change since), then decided again on fresh reads."
+    );
     describe_gauge!(
         "frontdesk_writer_queue_depth",
         "Writes waiting for the database writer (SQLite)."
@@ -232,6 +236,11 @@ pub fn booking(outcome: BookingOutcome) {
         BookingOutcome::Refused => "refused",
     };
     counter!("frontdesk_bookings_total", "outcome" => outcome).increment(1);
+}
+
+/// An online booking decided on a copy of the schedule that had changed, decided again.
+pub fn booking_redecided() {
+    counter!("frontdesk_bookings_redecided_total").increment(1);
 }
 
 /// `delta` writes joined (+) or left (−) the writer's queue.

@@ -4,12 +4,17 @@
 //!
 //! - `schedule_version` holds one row, whose `version` goes up with every statement that
 //!   writes to `services`, `practitioners`, `practitioner_services`, `working_hours`,
-//!   `time_off` or `closures` (a statement-level trigger, in the writer's own transaction).
+//!   `time_off` or `closures` (a statement-level trigger, in the writer's own transaction). The
+//!   trigger runs BEFORE the statement, so a staff transaction locks that row before the rows
+//!   its first such statement writes: two staff changes queue on it rather than each holding
+//!   a row the other needs (every staff transaction that writes these tables writes one of
+//!   them first).
 //! - `frontdesk_book_online` gains an overload whose first parameter is the version the
-//!   caller's copy was read at (NULL: the caller read everything afresh). When it is not the
-//!   current version the function raises `frontdesk: schedule changed` before writing
-//!   anything, and the caller decides again on fresh reads. Such a caller never read the
-//!   calendar, so after claiming the idempotency key the function takes its turn at the
+//!   caller's copy was read at (NULL: the caller read everything afresh). Right after claiming
+//!   the idempotency key (so a request repeating a key always waits for the first one's
+//!   answer), when that is not the current version, the function raises
+//!   `frontdesk: schedule changed`, nothing is written, and the caller decides again on fresh
+//!   reads. Such a caller never read the calendar, so the function then takes its turn at the
 //!   practitioner's time (advisory locks on the quarter hours the booking blocks, taken in
 //!   ascending order and held until commit: overlapping online bookings queue there instead of
 //!   deadlocking inside the exclusion constraint) and refuses a slot that a committed hold
@@ -62,12 +67,10 @@ const NEW_SIGNATURE: &str = "frontdesk_book_online(bigint, timestamptz, text, te
 
 const FIRST_PARAMETER: &str = "frontdesk_book_online(
     p_now timestamptz,";
-const BODY_START: &str = "BEGIN
-    -- The key first:";
 const PATIENT_START: &str = "    -- Locked, so a booking racing an erasure";
 
-/// The arrays overload with the version check in front and, after the idempotency key (a
-/// replay must find its key, not its own booking), the practitioner's time: the quarter hours
+/// The arrays overload with, after the idempotency key (a request repeating a key must find
+/// it, not its own booking), the version check and the practitioner's time: the quarter hours
 /// the booking would block are locked in turn (advisory locks held to the end of the
 /// transaction), then the holds are looked at, and a taken slot is refused before anything is
 /// written, with the exclusion constraint's own error. A caller deciding on a copy never read
@@ -82,20 +85,14 @@ fn create() -> String {
             1,
         )
         .replacen(
-            BODY_START,
-            "BEGIN
-    -- Decided on a copy of the schedule that is no longer current: decide again.
+            PATIENT_START,
+            "    -- Decided on a copy of the schedule that is no longer current: decide again.
     IF p_schedule_version IS NOT NULL
        AND p_schedule_version <> (SELECT v.version FROM schedule_version v) THEN
         RAISE EXCEPTION 'frontdesk: schedule changed' USING ERRCODE = 'P0001';
     END IF;
 
-    -- The key first:",
-            1,
-        )
-        .replacen(
-            PATIENT_START,
-            "    -- Online bookings of overlapping times take turns: each locks the practitioner's
+    -- Online bookings of overlapping times take turns: each locks the practitioner's
     -- quarter hours that its blocked time touches, in ascending order, until it commits, so two
     -- of them never wait on each other inside the exclusion constraint (a deadlock there
     -- costs a second before PostgreSQL breaks it). Overlapping ranges share a quarter hour.
@@ -137,7 +134,7 @@ impl MigrationTrait for Migration {
         db.execute_unprepared(TABLE).await?;
         for table in WATCHED {
             db.execute_unprepared(&format!(
-                "CREATE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} \
+                "CREATE TRIGGER {} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} \
                  FOR EACH STATEMENT EXECUTE FUNCTION frontdesk_bump_schedule_version()",
                 trigger_name(table)
             ))
@@ -175,7 +172,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_new_function_checks_the_version_first_and_the_holds_after_the_key() {
+    fn after_the_key_the_new_function_checks_the_version_then_the_holds() {
         let sql = create();
         assert!(sql.contains("p_schedule_version bigint,\n    p_now timestamptz,"));
         let check = sql

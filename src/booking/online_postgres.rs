@@ -44,6 +44,7 @@ pub(super) async fn book_once(
     {
         match write(state, new, idempotency, decided, Some(version), now).await {
             Err(BookingError::Database(e)) if online_booking::is_schedule_changed(&e) => {
+                crate::metrics::booking_redecided();
                 state.slot_inputs.clear();
             }
             other => return other,

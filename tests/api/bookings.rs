@@ -571,6 +571,7 @@ async fn time_off_written_past_the_instance_refuses_a_booking_its_copy_would_all
     // This instance's copy of the schedule is read now, by the first booking.
     let reply = book(&app, booking_body(&service, &later[0], "first@example.com")).await;
     assert_eq!(reply.status, 201, "{}", reply.body);
+    let redecided_before = redecided(&app).await;
     away_behind_the_instance(&app, &practitioner, 3).await;
     let reply = book(&app, booking_body(&service, &away[4], "second@example.com")).await;
     let problem = reply.assert_problem(422, "outside_availability");
@@ -578,6 +579,10 @@ async fn time_off_written_past_the_instance_refuses_a_booking_its_copy_would_all
         problem["detail"].as_str().unwrap_or("").contains("away"),
         "{problem}"
     );
+    if app.is_postgres() {
+        // Decided on the copy first, which the database found out of date.
+        assert!(redecided(&app).await > redecided_before);
+    }
     let booked = appointment::Entity::find()
         .all(&app.db)
         .await
@@ -617,8 +622,17 @@ async fn time_off_given_on_another_instance_refuses_a_booking_on_this_one() {
         .await
         .expect("send");
     assert_eq!(reply.status(), 201);
+    let redecided_before = redecided(&app).await;
     let reply = book(&app, booking_body(&service, &away[4], "second@example.com")).await;
     reply.assert_problem(422, "outside_availability");
+    assert!(redecided(&app).await > redecided_before);
+}
+
+/// How many online bookings were decided again because their copy of the schedule was out
+/// of date (the process's count: every test app here shares one recorder).
+async fn redecided(app: &TestApp) -> f64 {
+    let text = crate::metrics::metrics_text(app).await;
+    crate::metrics::value(&text, "frontdesk_bookings_redecided_total")
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use crate::availability::{clinic_with_one_practitioner, in_days, slots, starts};
 use crate::helpers::{TestApp, spawn_app_with};
 
-async fn metrics_text(app: &TestApp) -> String {
+pub async fn metrics_text(app: &TestApp) -> String {
     app.client
         .get(app.url("/metrics"))
         .send()
@@ -18,7 +18,7 @@ async fn metrics_text(app: &TestApp) -> String {
 
 /// The value of the series whose line starts with `series` followed by a space. The recorder
 /// is the process's, shared by every test app here, so tests compare before and after.
-fn value(text: &str, series: &str) -> f64 {
+pub fn value(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|l| {
             l.strip_prefix(series)

@@ -753,3 +753,31 @@ async fn a_practitioner_sees_only_themself() {
         200
     );
 }
+
+#[tokio::test]
+async fn a_service_and_its_practitioner_changed_at_once_both_succeed() {
+    // Relinking a service locks its practitioner's row (the link's foreign key) while a change
+    // to the practitioner's slug locks that row for update; on PostgreSQL both changes also
+    // move the schedule's version on. Taken in that order by each, they would deadlock.
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let practitioner = app.create_practitioner(&admin, "Amara Okafor").await;
+    let service = app
+        .create_service(&admin, "Initial assessment", &[&practitioner])
+        .await;
+    let (service_path, practitioner_path) = (
+        format!("/api/v1/staff/services/{service}"),
+        format!("/api/v1/staff/practitioners/{practitioner}"),
+    );
+    for round in 0..10 {
+        let relink_body = json!({ "practitioner_ids": [practitioner],
+                                  "name": format!("Assessment {round}") });
+        let rename_body = json!({ "slug": format!("amara-{round}") });
+        let (relink, rename) = tokio::join!(
+            app.patch_as(&admin, &service_path, relink_body),
+            app.patch_as(&admin, &practitioner_path, rename_body),
+        );
+        assert_eq!(relink.status, 200, "{}", relink.body);
+        assert_eq!(rename.status, 200, "{}", rename.body);
+    }
+}
