@@ -183,7 +183,7 @@ mod tests {
         let taken = sql.find("FROM practitioner_holds h").expect("the holds");
         let patient = sql.find("SELECT * INTO pat").expect("the patient");
         assert!(
-            check < key && key < turn && turn < taken && taken < patient,
+            key < check && check < turn && turn < taken && taken < patient,
             "{sql}"
         );
         assert!(sql.contains("FROM unnest(p_mail_kind"));
