@@ -4,7 +4,6 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{appointment, time_off};
-use frontdesk::startup::Application;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
@@ -513,11 +512,7 @@ async fn two_instances_on_one_database_never_double_book() {
         return;
     }
     let (_, _, service) = clinic_with_one_practitioner(&app).await;
-    let second = Application::build(app.settings.clone())
-        .await
-        .expect("second instance");
-    let second_address = format!("http://127.0.0.1:{}", second.port());
-    tokio::spawn(second.run_until(std::future::pending()));
+    let second_address = app.second_instance().await;
     let free = free_starts(&app, &service, 5).await;
     // Both instances at once, on overlapping starts 15 minutes apart.
     let requests = (0..40)
@@ -600,11 +595,7 @@ async fn time_off_given_on_another_instance_refuses_a_booking_on_this_one() {
         return;
     }
     let (admin, practitioner, service) = clinic_with_one_practitioner(&app).await;
-    let second = Application::build(app.settings.clone())
-        .await
-        .expect("second instance");
-    let second_address = format!("http://127.0.0.1:{}", second.port());
-    tokio::spawn(second.run_until(std::future::pending()));
+    let second_address = app.second_instance().await;
     let away = free_starts(&app, &service, 3).await;
     let later = free_starts(&app, &service, 6).await;
     let reply = book(&app, booking_body(&service, &later[0], "first@example.com")).await;

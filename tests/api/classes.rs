@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use chrono::{Duration, Utc};
 use entity::{class_seat, class_session, outbox_message, practitioner_hold};
-use frontdesk::startup::Application;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
@@ -422,11 +421,7 @@ async fn two_instances_racing_for_places_never_overfill_a_class() {
     let instructor = app.create_practitioner(&admin, "Pia Pilates").await;
     let service = class_service(&app, &admin, &instructor, 12).await;
     let class = class_at(&app, &admin, &service, &instructor, 5, Some(10)).await;
-    let second = Application::build(app.settings.clone())
-        .await
-        .expect("second instance");
-    let second_address = format!("http://127.0.0.1:{}", second.port());
-    tokio::spawn(second.run_until(std::future::pending()));
+    let second_address = app.second_instance().await;
     let requests = (0..30)
         .map(|i| {
             let base = if i % 2 == 0 {

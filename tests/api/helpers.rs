@@ -328,6 +328,17 @@ impl TestApp {
     pub fn is_postgres(&self) -> bool {
         self.postgres.is_some()
     }
+
+    /// Starts a second instance of the service on the same database and settings; its base
+    /// address.
+    pub async fn second_instance(&self) -> String {
+        let second = Application::build(self.settings.clone())
+            .await
+            .expect("second instance");
+        let address = format!("http://127.0.0.1:{}", second.port());
+        tokio::spawn(second.run_until(std::future::pending()));
+        address
+    }
 }
 
 impl TestApp {
