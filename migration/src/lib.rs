@@ -32,6 +32,7 @@ mod m20261204_000203_create_waitlist_openings;
 mod m20261204_000401_book_online_function;
 mod m20261204_000501_book_online_arrays;
 mod m20261205_000101_schedule_version;
+mod m20261205_000201_leaner_online_booking;
 
 pub struct Migrator;
 
@@ -69,6 +70,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000401_book_online_function::Migration),
             Box::new(m20261204_000501_book_online_arrays::Migration),
             Box::new(m20261205_000101_schedule_version::Migration),
+            Box::new(m20261205_000201_leaner_online_booking::Migration),
         ]
     }
 }

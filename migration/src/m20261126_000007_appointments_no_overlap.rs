@@ -8,6 +8,13 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
+/// The constraint. `m20261205_000201_leaner_online_booking` drops it (the holds' constraint
+/// covers the same appointments) and puts it back in its `down`.
+pub(crate) const ADD: &str = "ALTER TABLE appointments ADD CONSTRAINT appointments_no_overlap \
+     EXCLUDE USING gist (practitioner_id WITH =, \
+     tstzrange(blocked_from, blocked_until, '[)') WITH &&) \
+     WHERE (status <> 'cancelled')";
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -17,13 +24,7 @@ impl MigrationTrait for Migration {
         let db = manager.get_connection();
         db.execute_unprepared("CREATE EXTENSION IF NOT EXISTS btree_gist")
             .await?;
-        db.execute_unprepared(
-            "ALTER TABLE appointments ADD CONSTRAINT appointments_no_overlap \
-             EXCLUDE USING gist (practitioner_id WITH =, \
-             tstzrange(blocked_from, blocked_until, '[)') WITH &&) \
-             WHERE (status <> 'cancelled')",
-        )
-        .await?;
+        db.execute_unprepared(ADD).await?;
         Ok(())
     }
 

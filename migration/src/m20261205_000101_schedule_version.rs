@@ -75,7 +75,7 @@ const PATIENT_START: &str = "    -- Locked, so a booking racing an erasure";
 /// transaction), then the holds are looked at, and a taken slot is refused before anything is
 /// written, with the exclusion constraint's own error. A caller deciding on a copy never read
 /// the calendar; the constraint remains the guarantee.
-fn create() -> String {
+pub(crate) fn create() -> String {
     previous::create()
         .replacen(
             FIRST_PARAMETER,

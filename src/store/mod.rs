@@ -36,7 +36,8 @@ const SQLITE_CACHE_SIZE: &str = "-1024";
 
 /// Opens the pool. SQLite gets WAL, `synchronous=FULL` (a confirmed booking survives a power
 /// cut), foreign keys, a busy timeout and a 1 MiB page cache; its parent folder is created on
-/// first run.
+/// first run. PostgreSQL on this machine is reached without TLS unless the URL (or
+/// `PGSSLMODE`) asks for it: see [`plain_on_loopback`].
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
     let url = settings.url.as_str();
     let is_sqlite = url.starts_with("sqlite:");
@@ -69,7 +70,43 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
                 .pragma("cache_size", SQLITE_CACHE_SIZE)
         });
     }
+    if plain_on_loopback(url, std::env::var_os("PGSSLMODE").is_some()) {
+        options.map_sqlx_postgres_opts(|opts| {
+            opts.ssl_mode(sea_orm::sqlx::postgres::PgSslMode::Disable)
+        });
+    }
     Database::connect(options).await
+}
+
+/// Whether a PostgreSQL URL reaches a server on this machine (a loopback address,
+/// `localhost`, or a Unix socket) without choosing `sslmode` itself. The driver's default is
+/// then `prefer`: TLS whenever the server offers it, which a stock Debian or Ubuntu server
+/// does. On loopback that encryption protects nothing (the traffic never leaves the machine)
+/// and costs both sides CPU on every byte: about a tenth of the bookings per second in the
+/// load run. So such a connection is made in plain text. Any `sslmode` in the URL, or in
+/// `PGSSLMODE` (`env_sslmode`), is kept as given, and a server elsewhere keeps `prefer`.
+fn plain_on_loopback(url: &str, env_sslmode: bool) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return false;
+    };
+    if !matches!(parsed.scheme(), "postgres" | "postgresql")
+        || env_sslmode
+        || parsed.query_pairs().any(|(k, _)| k == "sslmode")
+    {
+        return false;
+    }
+    // `?host=` overrides the URL's host; a value starting with `/` is a socket directory.
+    let host = match parsed.query_pairs().find(|(k, _)| k == "host") {
+        Some((_, v)) => v.into_owned(),
+        None => parsed.host_str().unwrap_or("").to_owned(),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.is_empty()
+        || host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn ensure_sqlite_folder(url: &str) {
@@ -186,4 +223,38 @@ pub async fn delete_batch<E: sea_orm::EntityTrait>(
         .exec(conn)
         .await?
         .rows_affected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_on_loopback;
+
+    #[test]
+    fn only_a_server_on_this_machine_without_a_chosen_sslmode_is_reached_in_plain_text() {
+        for url in [
+            "postgres://postgres@127.0.0.1:5432/postgres",
+            "postgresql://u:p@localhost/db",
+            "postgres://u@LOCALHOST:5433/db?application_name=x",
+            "postgres://u@127.0.0.2/db",
+            "postgres://u@[::1]:5432/db",
+            "postgres:///db",
+            "postgres://u@db.example.com/db?host=/run/postgresql",
+        ] {
+            assert!(plain_on_loopback(url, false), "{url}");
+            assert!(!plain_on_loopback(url, true), "PGSSLMODE set: {url}");
+        }
+        for url in [
+            "postgres://u@127.0.0.1/db?sslmode=require",
+            "postgres://u@localhost/db?sslmode=prefer",
+            "postgres://u@db.example.com/db",
+            "postgres://u@10.0.0.5/db",
+            "postgres://u@[2001:db8::1]/db",
+            "postgres://u@localhost/db?host=db.example.com",
+            "postgres://u@localhost.example.com/db",
+            "sqlite://data/frontdesk.db?mode=rwc",
+            "not a url",
+        ] {
+            assert!(!plain_on_loopback(url, false), "{url}");
+        }
+    }
 }
