@@ -3,7 +3,8 @@
 //! upcoming bookings, and inserts the consents, the appointment, its history entry, its
 //! emails and a delivery for every active endpoint subscribed to `booking.created`. The
 //! caller has already asked the rulebook where the appointment may go; the exclusion
-//! constraint `appointments_no_overlap` still refuses an overlap (SQLSTATE 23P01) that a
+//! constraint `appointments_no_overlap` (since `m20261205_000201_leaner_online_booking`, the
+//! holds' `practitioner_holds_no_overlap`) still refuses an overlap (SQLSTATE 23P01) that a
 //! concurrent booking slipped in since. Each statement of the function reads afresh (READ
 //! COMMITTED), so the limit counts a booking that held the patient's lock before this one.
 //! Any refusal raises, and nothing of the booking stays. It returns the patient record. SQLite has no such function: there the

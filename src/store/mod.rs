@@ -36,8 +36,8 @@ const SQLITE_CACHE_SIZE: &str = "-1024";
 
 /// Opens the pool. SQLite gets WAL, `synchronous=FULL` (a confirmed booking survives a power
 /// cut), foreign keys, a busy timeout and a 1 MiB page cache; its parent folder is created on
-/// first run. PostgreSQL on this machine is reached without TLS unless the URL (or
-/// `PGSSLMODE`) asks for it: see [`plain_on_loopback`].
+/// first run. PostgreSQL on this machine is reached without TLS unless the URL or the
+/// environment says anything about TLS: see [`says_nothing_about_tls`] and [`is_local`].
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
     let url = settings.url.as_str();
     let is_sqlite = url.starts_with("sqlite:");
@@ -70,41 +70,64 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
                 .pragma("cache_size", SQLITE_CACHE_SIZE)
         });
     }
-    if plain_on_loopback(url, std::env::var_os("PGSSLMODE").is_some()) {
+    if !is_sqlite && says_nothing_about_tls(url, |name| std::env::var_os(name).is_some()) {
+        // Decided on the driver's own reading of the URL and the environment (the last
+        // `host`, `hostaddr`, `PGHOST` for a URL without a host…), so it is the server it
+        // will connect to that is judged.
         options.map_sqlx_postgres_opts(|opts| {
-            opts.ssl_mode(sea_orm::sqlx::postgres::PgSslMode::Disable)
+            if is_local(&opts) {
+                opts.ssl_mode(sea_orm::sqlx::postgres::PgSslMode::Disable)
+            } else {
+                opts
+            }
         });
     }
     Database::connect(options).await
 }
 
-/// Whether a PostgreSQL URL reaches a server on this machine (a loopback address,
-/// `localhost`, or a Unix socket) without choosing `sslmode` itself. The driver's default is
-/// then `prefer`: TLS whenever the server offers it, which a stock Debian or Ubuntu server
-/// does. On loopback that encryption protects nothing (the traffic never leaves the machine)
-/// and costs both sides CPU on every byte: about a tenth of the bookings per second in the
-/// load run. So such a connection is made in plain text. Any `sslmode` in the URL, or in
-/// `PGSSLMODE` (`env_sslmode`), is kept as given, and a server elsewhere keeps `prefer`.
-fn plain_on_loopback(url: &str, env_sslmode: bool) -> bool {
+/// The URL's parameters and the environment variables through which the driver takes a TLS
+/// mode or certificates.
+const TLS_PARAMETERS: [&str; 9] = [
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+];
+const TLS_VARIABLES: [&str; 4] = ["PGSSLMODE", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY"];
+
+/// Whether neither the URL nor the environment (`is_set` tells whether a variable is) says
+/// anything about TLS. The driver's default is then `prefer`: TLS whenever the server offers
+/// it, which a stock Debian or Ubuntu server does, but with any certificate and falling back to
+/// plain text, so it only keeps out a passive listener. On a server on this machine
+/// ([`is_local`]) such a listener would already need root, and the encryption cost both
+/// sides CPU on every byte: about a tenth of the bookings per second in the load run. So such
+/// a connection is made in plain text. Anything said about TLS (a mode, a CA, a client
+/// certificate) is kept as given, and a server elsewhere keeps `prefer`.
+fn says_nothing_about_tls(url: &str, is_set: impl Fn(&str) -> bool) -> bool {
     let Ok(parsed) = url::Url::parse(url) else {
         return false;
     };
-    if !matches!(parsed.scheme(), "postgres" | "postgresql")
-        || env_sslmode
-        || parsed.query_pairs().any(|(k, _)| k == "sslmode")
-    {
-        return false;
-    }
-    // `?host=` overrides the URL's host; a value starting with `/` is a socket directory.
-    let host = match parsed.query_pairs().find(|(k, _)| k == "host") {
-        Some((_, v)) => v.into_owned(),
-        None => parsed.host_str().unwrap_or("").to_owned(),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.is_empty()
-        || host.starts_with('/')
+    matches!(parsed.scheme(), "postgres" | "postgresql")
+        && !parsed
+            .query_pairs()
+            .any(|(k, _)| TLS_PARAMETERS.contains(&k.as_ref()))
+        && !TLS_VARIABLES.into_iter().any(is_set)
+}
+
+/// Whether the driver will connect to this machine: a Unix socket, a loopback address or
+/// `localhost`.
+fn is_local(options: &sea_orm::sqlx::postgres::PgConnectOptions) -> bool {
+    let host = options.get_host();
+    options.get_socket().is_some()
         || host.eq_ignore_ascii_case("localhost")
         || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
 }
@@ -167,8 +190,9 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
 }
 
 /// Whether an error is PostgreSQL's exclusion-constraint violation (SQLSTATE 23P01): the
-/// no-double-booking constraint refused an overlapping appointment (or class session), or
-/// SQLite's `practitioner_holds_no_overlap` trigger did. Two transactions that
+/// no-double-booking constraint (`practitioner_holds_no_overlap`; `appointments_no_overlap`
+/// on a database from before `m20261205_000201`) refused an overlapping appointment (or class
+/// session), or SQLite's `practitioner_holds_no_overlap` trigger did. Two transactions that
 /// insert overlapping appointments at the same moment can also each wait for the other inside
 /// the constraint's index check; PostgreSQL then aborts one with a deadlock (40P01), which is
 /// the same lost race.
@@ -227,34 +251,72 @@ pub async fn delete_batch<E: sea_orm::EntityTrait>(
 
 #[cfg(test)]
 mod tests {
-    use super::plain_on_loopback;
+    use std::str::FromStr;
+
+    use sea_orm::sqlx::postgres::PgConnectOptions;
+
+    use super::{is_local, says_nothing_about_tls};
+
+    fn local(url: &str) -> bool {
+        is_local(&PgConnectOptions::from_str(url).expect(url))
+    }
 
     #[test]
-    fn only_a_server_on_this_machine_without_a_chosen_sslmode_is_reached_in_plain_text() {
+    fn a_server_on_this_machine_is_judged_by_where_the_driver_connects() {
         for url in [
             "postgres://postgres@127.0.0.1:5432/postgres",
             "postgresql://u:p@localhost/db",
             "postgres://u@LOCALHOST:5433/db?application_name=x",
             "postgres://u@127.0.0.2/db",
             "postgres://u@[::1]:5432/db",
-            "postgres:///db",
             "postgres://u@db.example.com/db?host=/run/postgresql",
+            "postgres://u@db.example.com/db?hostaddr=127.0.0.1",
+            "postgres://u@db.example.com/db?host=db2.example.com&host=localhost",
         ] {
-            assert!(plain_on_loopback(url, false), "{url}");
-            assert!(!plain_on_loopback(url, true), "PGSSLMODE set: {url}");
+            assert!(local(url), "{url}");
+        }
+        for url in [
+            "postgres://u@db.example.com/db",
+            "postgres://u@10.0.0.5/db",
+            "postgres://u@[2001:db8::1]/db",
+            "postgres://u@[::ffff:127.0.0.1]/db",
+            "postgres://u@localhost/db?host=db.example.com",
+            "postgres://u@localhost/db?hostaddr=10.0.0.5",
+            "postgres:///db?hostaddr=203.0.113.7",
+            "postgres://u@localhost/db?host=127.0.0.1&host=db.example.com",
+            "postgres://u@localhost.example.com/db",
+        ] {
+            assert!(!local(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn anything_said_about_tls_in_the_url_or_the_environment_is_kept() {
+        let nothing_set = |_: &str| false;
+        for url in [
+            "postgres://postgres@127.0.0.1:5432/postgres",
+            "postgres://u@db.example.com/db?application_name=x",
+        ] {
+            assert!(says_nothing_about_tls(url, nothing_set), "{url}");
+            for variable in ["PGSSLMODE", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY"] {
+                assert!(
+                    !says_nothing_about_tls(url, |name| name == variable),
+                    "{url} with {variable}"
+                );
+            }
         }
         for url in [
             "postgres://u@127.0.0.1/db?sslmode=require",
             "postgres://u@localhost/db?sslmode=prefer",
-            "postgres://u@db.example.com/db",
-            "postgres://u@10.0.0.5/db",
-            "postgres://u@[2001:db8::1]/db",
-            "postgres://u@localhost/db?host=db.example.com",
-            "postgres://u@localhost.example.com/db",
+            "postgres://u@localhost/db?ssl-mode=verify-full",
+            "postgres://u@localhost/db?sslrootcert=/etc/ca.pem",
+            "postgres://u@localhost/db?ssl-ca=/etc/ca.pem",
+            "postgres://u@localhost/db?sslcert=/c.pem&sslkey=/k.pem",
+            "postgres://u@localhost/db?ssl-cert=/c.pem",
             "sqlite://data/frontdesk.db?mode=rwc",
             "not a url",
         ] {
-            assert!(!plain_on_loopback(url, false), "{url}");
+            assert!(!says_nothing_about_tls(url, nothing_set), "{url}");
         }
     }
 }
