@@ -14,9 +14,9 @@
 //! The double-booking guard is the rulebook's answer on what the transaction read (SQLite's
 //! `BEGIN IMMEDIATE` serialises writers) plus, on PostgreSQL, the exclusion constraint
 //! `practitioner_holds_no_overlap` on the hold every active appointment has (SQLSTATE 23P01),
-//! which refuses whatever slips past a concurrent check. Each operation prepares what needs no database (tokens, hashes, parsed input) first;
-//! its `write_*` function takes the open transaction and those inputs, re-reads what it
-//! decides on, and writes.
+//! which refuses whatever slips past a concurrent check. Each operation prepares what needs
+//! no database (tokens, hashes, parsed input) first; its `write_*` function takes the open
+//! transaction and those inputs, re-reads what it decides on, and writes.
 
 mod attendance;
 mod cancel;
