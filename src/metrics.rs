@@ -91,11 +91,11 @@ fn describe() {
     );
     describe_gauge!(
         "frontdesk_writer_queue_depth",
-        "Writes waiting for the database writer (SQLite)."
+        "Writes waiting for the database writer (SQLite), or online bookings waiting for a batch (PostgreSQL)."
     );
     describe_histogram!(
         BATCH_SIZE,
-        "Writes decided per commit by the database writer (SQLite)."
+        "Writes decided per commit by the database writer (SQLite), or online bookings per batch (PostgreSQL)."
     );
     describe_gauge!(
         "frontdesk_db_pool_connections",

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono_tz::Tz;
 use sea_orm::DatabaseConnection;
 
-use crate::store::{busy::BusyCache, writer::Writer};
+use crate::store::{busy::BusyCache, online_booking, writer::Writer};
 use crate::{
     auth::{password::HashGate, throttle::LoginThrottle},
     cache::TtlCache,
@@ -44,6 +44,8 @@ pub struct AppState {
     pub busy: BusyCache,
     /// Booking writes queue here (one SQLite writer with group commit; direct on PostgreSQL).
     pub writer: Writer,
+    /// PostgreSQL's online bookings queue here, written in batches with group commit.
+    pub online_bookings: online_booking::Queue,
     /// Which webhook endpoints subscribe to what; cleared by every endpoint change here.
     pub webhook_subscribers: Subscribers,
 }
@@ -67,6 +69,7 @@ impl AppState {
         let hashing = HashGate::new(settings.auth.max_concurrent_hashes());
         let ip_hasher = IpHasher::from_settings(&settings.privacy);
         let writer = Writer::start(db.clone());
+        let online_bookings = online_booking::Queue::start(db.clone());
         let metrics = Metrics::new(&db);
         let busy = BusyCache::for_backend(db.get_database_backend());
         Self {
@@ -84,6 +87,7 @@ impl AppState {
             mailer,
             busy,
             writer,
+            online_bookings,
             webhook_subscribers: Subscribers::new(),
         }
     }

@@ -36,7 +36,7 @@ use std::{
 };
 
 use chrono::{DateTime, DurationRound, Utc};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use serde_json::{Value, json};
 
 /// How long a server is left without requests before its idle RSS is read: an instance gives
@@ -585,9 +585,12 @@ async fn bare_postgres(url: &str) -> Figures {
     ))
     .await
     .expect("table");
-    let mut options = sea_orm::ConnectOptions::new(url.to_string());
-    options.max_connections(16).sqlx_logging(false);
-    let pool: DatabaseConnection = Database::connect(options).await.expect("pool");
+    // Connected as the service connects (`store::connect`: no TLS to a server on this machine).
+    let settings = frontdesk::config::DatabaseSettings {
+        url: url.to_string(),
+        max_connections: Some(16),
+    };
+    let pool = frontdesk::store::connect(&settings).await.expect("pool");
     let next = Arc::new(AtomicU64::new(0));
     let sql = Arc::new(format!(
         "INSERT INTO {table} (practitioner, blocked) VALUES (1, tstzrange($1, $2))"

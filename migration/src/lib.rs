@@ -33,6 +33,7 @@ mod m20261204_000401_book_online_function;
 mod m20261204_000501_book_online_arrays;
 mod m20261205_000101_schedule_version;
 mod m20261205_000201_leaner_online_booking;
+mod m20261205_000301_book_online_batches;
 
 pub struct Migrator;
 
@@ -71,6 +72,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000501_book_online_arrays::Migration),
             Box::new(m20261205_000101_schedule_version::Migration),
             Box::new(m20261205_000201_leaner_online_booking::Migration),
+            Box::new(m20261205_000301_book_online_batches::Migration),
         ]
     }
 }

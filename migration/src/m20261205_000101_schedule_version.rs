@@ -60,7 +60,7 @@ END
 $fn$;
 ";
 
-const NEW_SIGNATURE: &str = "frontdesk_book_online(bigint, timestamptz, text, text, integer, \
+pub(crate) const NEW_SIGNATURE: &str = "frontdesk_book_online(bigint, timestamptz, text, text, integer, \
      text, text, uuid, text, text, text, boolean, bigint, uuid, text, uuid, uuid, timestamptz, \
      timestamptz, timestamptz, timestamptz, text, text, text, text, text, text, text[], \
      text[], text[], text[], text[], text[], text[], text[], text[], text[], timestamptz[])";

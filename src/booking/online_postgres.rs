@@ -140,7 +140,7 @@ async fn write(
             ),
             emails: &emails,
         };
-        match online_booking::insert(&state.db, &rows).await {
+        match state.online_bookings.insert(&rows).await {
             Ok(stored) => {
                 // Shown back as this request gave them, as on SQLite.
                 let shown = &booked.details.patient;

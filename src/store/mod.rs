@@ -186,7 +186,20 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(
         err.sql_err(),
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-    )
+    ) || err.to_string().ends_with(&refusal_suffix(UNIQUE_VIOLATION))
+}
+
+const UNIQUE_VIOLATION: &str = "23505";
+
+/// An error the database reported as data (a booking refused inside a batch, see
+/// `online_booking::Queue`): its message (which names the constraint) and its SQLSTATE, in an
+/// error that the predicates here recognise as they do the database's own.
+pub fn refusal(sqlstate: &str, message: &str) -> DbErr {
+    DbErr::Custom(format!("{message}{}", refusal_suffix(sqlstate)))
+}
+
+fn refusal_suffix(sqlstate: &str) -> String {
+    format!(" (SQLSTATE {sqlstate})")
 }
 
 /// Whether an error is PostgreSQL's exclusion-constraint violation (SQLSTATE 23P01): the
@@ -255,7 +268,10 @@ mod tests {
 
     use sea_orm::sqlx::postgres::PgConnectOptions;
 
-    use super::{is_local, says_nothing_about_tls};
+    use super::{
+        is_local, is_overlap_violation, is_unique_violation, refusal, says_nothing_about_tls,
+    };
+    use crate::store::online_booking::{is_limit_reached, is_reference_taken};
 
     fn local(url: &str) -> bool {
         is_local(&PgConnectOptions::from_str(url).expect(url))
@@ -318,5 +334,28 @@ mod tests {
         ] {
             assert!(!says_nothing_about_tls(url, nothing_set), "{url}");
         }
+    }
+
+    #[test]
+    fn a_refusal_reported_as_data_is_recognised_as_the_database_error_would_be() {
+        let reference = refusal(
+            "23505",
+            "duplicate key value violates unique constraint \"appointments_reference_key\"",
+        );
+        assert!(is_unique_violation(&reference));
+        assert!(is_reference_taken(&reference));
+        assert!(!is_overlap_violation(&reference));
+        let overlap = refusal(
+            "23P01",
+            "conflicting key value violates exclusion constraint \"practitioner_holds_no_overlap\"",
+        );
+        assert!(is_overlap_violation(&overlap));
+        assert!(!is_unique_violation(&overlap));
+        let limit = refusal("P0001", "frontdesk: booking limit reached");
+        assert!(is_limit_reached(&limit));
+        assert!(!is_unique_violation(&limit) && !is_overlap_violation(&limit));
+        // Only the suffix this module writes counts: a message that merely mentions it does not.
+        let mention = refusal("P0001", "(SQLSTATE 23505) in a message");
+        assert!(!is_unique_violation(&mention));
     }
 }

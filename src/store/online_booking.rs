@@ -2,13 +2,18 @@
 //! `frontdesk_book_online` (see its migrations): the check that the schedule it was decided on
 //! is current, the idempotency key, the patient (found and locked, or created), the limit of
 //! upcoming bookings, the consents, the appointment under the exclusion constraint, its
-//! history entry, its emails and its webhook deliveries.
+//! history entry, its emails and its webhook deliveries. Bookings that wait for the database
+//! at the same time are written together, several such calls in one statement ([`Queue`]).
 
 use chrono::{DateTime, Utc};
 use entity::{appointment, patient};
+use std::sync::Arc;
+
 use sea_orm::{
-    ConnectionTrait, DbBackend, DbErr, EntityTrait, Statement, Value, sea_query::ArrayType,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, FromQueryResult, Statement,
+    Value, sea_query::ArrayType,
 };
+use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::email::OutgoingEmail;
@@ -44,15 +49,48 @@ pub struct IdempotencyRow<'a> {
     pub location: Option<String>,
 }
 
-/// Writes the booking; returns the patient record it is for. A schedule changed since
-/// `schedule_version` fails with [`is_schedule_changed`], a taken slot with the exclusion
-/// constraint's error ([`super::is_overlap_violation`]), a reused idempotency key with a unique
-/// violation, a reached limit with [`is_limit_reached`], a taken reference with
-/// [`is_reference_taken`]; nothing is written then.
+/// Writes the booking in a transaction of its own; returns the patient record it is for. A
+/// schedule changed since `schedule_version` fails with [`is_schedule_changed`], a taken slot
+/// with the exclusion constraint's error ([`super::is_overlap_violation`]), a reused idempotency
+/// key with a unique violation, a reached limit with [`is_limit_reached`], a taken reference
+/// with [`is_reference_taken`]; nothing is written then. [`Queue::insert`] does the same in a
+/// batch.
 pub async fn insert(
     conn: &impl ConnectionTrait,
     rows: &OnlineRows<'_>,
 ) -> Result<patient::Model, DbErr> {
+    insert_values(conn, values(rows)).await
+}
+
+async fn insert_values(
+    conn: &impl ConnectionTrait,
+    values: Vec<Value>,
+) -> Result<patient::Model, DbErr> {
+    let sql = format!(
+        "SELECT * FROM frontdesk_book_online({})",
+        placeholders(0, values.len())
+    );
+    patient::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .one(conn)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("patient".into()))
+}
+
+/// `$from+1, …, $from+count`.
+fn placeholders(from: usize, count: usize) -> String {
+    (from + 1..=from + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The function's arguments, in order.
+fn values(rows: &OnlineRows<'_>) -> Vec<Value> {
     let a = rows.appointment;
     let idem = rows.idempotency.as_ref();
     let (key, hash) = (
@@ -95,20 +133,183 @@ pub async fn insert(
         payload.into(),
     ];
     values.extend(email_columns(rows.emails));
-    let placeholders: Vec<String> = (1..=values.len()).map(|i| format!("${i}")).collect();
-    let sql = format!(
-        "SELECT * FROM frontdesk_book_online({})",
-        placeholders.join(", ")
-    );
-    patient::Entity::find()
-        .from_raw_sql(Statement::from_sql_and_values(
+    values
+}
+
+/// Bookings waiting for a statement at most; past it callers wait to be queued.
+const QUEUE_CAPACITY: usize = 1024;
+/// Bookings in one statement at most: each is a subtransaction, and PostgreSQL keeps the
+/// first 64 of a transaction in shared memory (past them, other sessions' visibility checks
+/// look them up on disk).
+pub const MAX_BATCH: usize = 16;
+/// Statements in flight at once from one instance: half the default pool of 4 on PostgreSQL
+/// (`store::connect`), which leaves the rest for slot search and the bookings' reads.
+const WORKERS: usize = 2;
+
+/// A booking's arguments and where its answer goes.
+type Job = (Vec<Value>, oneshot::Sender<Result<patient::Model, DbErr>>);
+
+/// PostgreSQL's online bookings, written in batches with group commit. A booking queues
+/// here; each of a few workers takes every booking waiting (up to [`MAX_BATCH`]) and writes
+/// them with one statement: `frontdesk_book_online_try` once per booking, in order, each
+/// seeing the ones before it, and each refusal undoing only its own booking. The statement
+/// is its own transaction, so one commit (and one WAL flush) covers the batch, and every
+/// booking is answered only after it. A batch of one is written as [`insert`] writes it.
+/// Under light load every batch is one booking: nothing waits to gather a batch.
+///
+/// A booking that met a deadlock inside a batch (the batch held locks of its earlier
+/// bookings that another transaction needed) is written again on its own afterwards, and so
+/// is every booking of a statement that failed as a whole. The queue's depth and the batches'
+/// sizes are the writer's metrics, as SQLite's single writer reports them.
+#[derive(Clone)]
+pub struct Queue {
+    db: DatabaseConnection,
+    queue: Option<mpsc::Sender<Job>>,
+}
+
+impl Queue {
+    /// Starts the workers on PostgreSQL; elsewhere nothing (and [`Queue::insert`] writes
+    /// directly). Needs a Tokio runtime.
+    pub fn start(db: DatabaseConnection) -> Self {
+        let queue = (db.get_database_backend() == DbBackend::Postgres).then(|| {
+            let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+            let rx = Arc::new(Mutex::new(rx));
+            for _ in 0..WORKERS {
+                tokio::spawn(work(db.clone(), rx.clone()));
+            }
+            tx
+        });
+        Self { db, queue }
+    }
+
+    /// Writes the booking as [`insert`] does, in the next batch. It is written even if the
+    /// caller goes away meanwhile.
+    pub async fn insert(&self, rows: &OnlineRows<'_>) -> Result<patient::Model, DbErr> {
+        let Some(queue) = &self.queue else {
+            return insert(&self.db, rows).await;
+        };
+        let (answer, answered) = oneshot::channel();
+        crate::metrics::writer_queued(1);
+        if queue.send((values(rows), answer)).await.is_err() {
+            crate::metrics::writer_queued(-1);
+            return Err(DbErr::Custom("the booking queue has stopped".into()));
+        }
+        answered
+            .await
+            .map_err(|_| DbErr::Custom("the booking queue dropped a booking".into()))?
+    }
+}
+
+async fn work(db: DatabaseConnection, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    loop {
+        let mut jobs = Vec::new();
+        {
+            let mut queue = queue.lock().await;
+            let Some(first) = queue.recv().await else {
+                return;
+            };
+            jobs.push(first);
+            while jobs.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
+        crate::metrics::writer_queued(-i32::try_from(jobs.len()).unwrap_or(i32::MAX));
+        crate::metrics::writer_batch(jobs.len());
+        write_batch(&db, jobs).await;
+    }
+}
+
+/// Writes `jobs` and answers each: in one statement, and on their own those that cannot be
+/// answered from it.
+async fn write_batch(db: &DatabaseConnection, jobs: Vec<Job>) {
+    let outcomes = if jobs.len() == 1 {
+        Err(DbErr::Custom("a batch of one".into()))
+    } else {
+        insert_many(db, jobs.iter().map(|(values, _)| values.clone()).collect()).await
+    };
+    let mut alone = Vec::new();
+    match outcomes {
+        Ok(outcomes) => {
+            for ((values, answer), outcome) in jobs.into_iter().zip(outcomes) {
+                match outcome {
+                    Outcome::Again => alone.push((values, answer)),
+                    Outcome::Done(result) => {
+                        // A caller that went away has its booking all the same.
+                        let _ = answer.send(result);
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            if jobs.len() > 1 {
+                tracing::warn!("a batch of bookings failed as a whole; writing each alone: {e}");
+            }
+            alone = jobs;
+        }
+    }
+    for (values, answer) in alone {
+        let _ = answer.send(insert_values(db, values).await);
+    }
+}
+
+/// What a batch did with one booking.
+enum Outcome {
+    /// Written (the patient record) or refused, as [`insert`] would answer.
+    Done(Result<patient::Model, DbErr>),
+    /// Neither: it met a deadlock (or a serialization failure) inside the batch.
+    Again,
+}
+
+/// One statement, one transaction: `frontdesk_book_online_try` for each booking in turn.
+async fn insert_many(
+    conn: &impl ConnectionTrait,
+    bookings: Vec<Vec<Value>>,
+) -> Result<Vec<Outcome>, DbErr> {
+    let count = bookings.len();
+    let mut sql = String::new();
+    let mut values = Vec::new();
+    for (turn, booking) in bookings.into_iter().enumerate() {
+        if turn > 0 {
+            sql.push_str(" UNION ALL ");
+        }
+        sql.push_str(&format!(
+            "SELECT {turn} AS turn, t.* FROM frontdesk_book_online_try({}) t",
+            placeholders(values.len(), booking.len())
+        ));
+        values.extend(booking);
+    }
+    let rows = conn
+        .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             sql,
             values,
         ))
-        .one(conn)
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("patient".into()))
+        .await?;
+    let mut outcomes: Vec<Option<Outcome>> = (0..count).map(|_| None).collect();
+    for row in rows {
+        let turn: i32 = row.try_get("", "turn")?;
+        let slot = usize::try_from(turn)
+            .ok()
+            .and_then(|turn| outcomes.get_mut(turn))
+            .ok_or_else(|| DbErr::Custom(format!("a batch answered for booking {turn}")))?;
+        let state: Option<String> = row.try_get("", "error_state")?;
+        *slot = Some(match state {
+            Some(state) if matches!(state.as_str(), "40P01" | "40001") => Outcome::Again,
+            Some(state) => Outcome::Done(Err(super::refusal(
+                &state,
+                &row.try_get::<Option<String>>("", "error_message")?
+                    .unwrap_or_default(),
+            ))),
+            None => Outcome::Done(patient::Model::from_query_result(&row, "")),
+        });
+    }
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or(Outcome::Done(Err(DbErr::RecordNotFound("patient".into())))))
+        .collect())
 }
 
 /// The rendered emails as the function reads them: one array per column, one element per

@@ -537,6 +537,71 @@ async fn two_instances_on_one_database_never_double_book() {
     assert_no_overlaps(&app).await;
 }
 
+#[tokio::test]
+async fn refused_bookings_among_concurrent_ones_leave_every_other_booking_in_place() {
+    let app = spawn_app_with(|s| s.rate_limit.enabled = false).await;
+    let (_, _, service) = clinic_with_one_practitioner(&app).await;
+    // On PostgreSQL, both instances at once: each writes the bookings waiting for it in
+    // batches, where the refused ones sit between the accepted ones.
+    let second_address = match app.is_postgres() {
+        true => app.second_instance().await,
+        false => app.address.clone(),
+    };
+    // Twelve slots that cannot overlap (the first and last start of six days), each asked
+    // for three times.
+    let mut wanted = Vec::new();
+    for day in 3..9 {
+        let free = free_starts(&app, &service, day).await;
+        wanted.push(free[0].clone());
+        wanted.push(free[free.len() - 1].clone());
+    }
+    let requests = (0..wanted.len() * 3)
+        .map(|i| {
+            let base = if i % 2 == 0 {
+                &app.address
+            } else {
+                &second_address
+            };
+            (
+                format!("{base}/api/v1/bookings"),
+                booking_body(
+                    &service,
+                    &wanted[i % wanted.len()],
+                    &format!("m{i}@example.com"),
+                ),
+            )
+        })
+        .collect();
+    let statuses = post_all(&app.client, requests).await;
+    let created = statuses.iter().filter(|s| **s == 201).count();
+    let refused = statuses.iter().filter(|s| **s == 409).count();
+    assert_eq!((created, refused), (12, 24), "{statuses:?}");
+    let booked = appointment::Entity::find()
+        .all(&app.db)
+        .await
+        .expect("appointments");
+    let mut starts: Vec<String> = booked
+        .iter()
+        .map(|a| {
+            a.starts_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        })
+        .collect();
+    starts.sort();
+    let mut expected: Vec<String> = wanted
+        .iter()
+        .map(|s| {
+            DateTime::parse_from_rfc3339(s)
+                .expect("start")
+                .with_timezone(&Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(starts, expected);
+    assert_no_overlaps(&app).await;
+}
+
 /// Time off for the whole of one day of `practitioner`, written straight into the database,
 /// past this instance (as another instance or an operator's tool would write it).
 async fn away_behind_the_instance(app: &TestApp, practitioner: &str, day_offset: i64) {
