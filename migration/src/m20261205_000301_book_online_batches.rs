@@ -6,7 +6,9 @@
 //! ending the transaction. A booking that succeeds comes back as its patient record. An
 //! instance sends the bookings waiting for the database as one statement of several such
 //! calls, in order, each seeing the ones before it: one round trip and one commit for all of
-//! them, each answered only after that commit (see `store::online_booking`).
+//! them, each answered only after that commit (see `store::online_booking`). The function is
+//! declared `PARALLEL UNSAFE` (the default, said outright): the calls of one statement must
+//! run one after another in one process, never as a parallel plan.
 //!
 //! SQLite has no such function: there the single writer batches its own transactions.
 
@@ -41,7 +43,7 @@ RETURNS TABLE (
     updated_at timestamptz, erased_at timestamptz,
     error_state text, error_message text
 )
-LANGUAGE plpgsql VOLATILE AS $fn$
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $fn$
 DECLARE
     pat patients%ROWTYPE;
 BEGIN
@@ -115,5 +117,6 @@ mod tests {
         assert!(sql.contains(&call), "{sql}");
         assert!(sql.contains("frontdesk_book_online_try(bigint, timestamptz,"));
         assert!(sql.contains("EXCEPTION WHEN OTHERS"));
+        assert!(sql.contains("VOLATILE PARALLEL UNSAFE"));
     }
 }

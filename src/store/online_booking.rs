@@ -5,13 +5,13 @@
 //! history entry, its emails and its webhook deliveries. Bookings that wait for the database
 //! at the same time are written together, several such calls in one statement ([`Queue`]).
 
-use chrono::{DateTime, Utc};
-use entity::{appointment, patient};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+use entity::{appointment, patient};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, FromQueryResult, Statement,
-    Value, sea_query::ArrayType,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, FromQueryResult,
+    QueryResult, RuntimeErr, Statement, Value, sea_query::ArrayType,
 };
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
@@ -146,8 +146,14 @@ pub const MAX_BATCH: usize = 16;
 /// (`store::connect`), which leaves the rest for slot search and the bookings' reads.
 const WORKERS: usize = 2;
 
-/// A booking's arguments and where its answer goes.
-type Job = (Vec<Value>, oneshot::Sender<Result<patient::Model, DbErr>>);
+/// A booking waiting for a batch.
+struct Job {
+    /// The function's arguments.
+    values: Vec<Value>,
+    /// Where in the batch it goes: by practitioner, then by the start of its blocked time.
+    order: (Uuid, DateTime<Utc>),
+    answer: oneshot::Sender<Result<patient::Model, DbErr>>,
+}
 
 /// PostgreSQL's online bookings, written in batches with group commit. A booking queues
 /// here; each of a few workers takes every booking waiting (up to [`MAX_BATCH`]) and writes
@@ -157,10 +163,15 @@ type Job = (Vec<Value>, oneshot::Sender<Result<patient::Model, DbErr>>);
 /// booking is answered only after it. A batch of one is written as [`insert`] writes it.
 /// Under light load every batch is one booking: nothing waits to gather a batch.
 ///
-/// A booking that met a deadlock inside a batch (the batch held locks of its earlier
-/// bookings that another transaction needed) is written again on its own afterwards, and so
-/// is every booking of a statement that failed as a whole. The queue's depth and the batches'
-/// sizes are the writer's metrics, as SQLite's single writer reports them.
+/// A batch is ordered by practitioner and then by the start of each booking's blocked time,
+/// so every batch takes the practitioners' quarter-hour locks (see the function) in one
+/// order, and two batches never wait on each other for them. A booking that still met a
+/// deadlock inside a batch (through a patient's record, say) is written again on its own
+/// once the batch has committed. A batch that the database refused as a whole (a statement
+/// timeout) committed nothing, and each of its bookings is written again on its own; after
+/// any other failure the batch may or may not have committed, and every booking of it is
+/// answered with the error, as a booking written alone would be. The queue's depth and the
+/// batches' sizes are the writer's metrics, as SQLite's single writer reports them.
 #[derive(Clone)]
 pub struct Queue {
     db: DatabaseConnection,
@@ -188,12 +199,21 @@ impl Queue {
         let Some(queue) = &self.queue else {
             return insert(&self.db, rows).await;
         };
+        // A caller that goes away while waiting for room leaves nothing queued.
+        let permit = queue
+            .reserve()
+            .await
+            .map_err(|_| DbErr::Custom("the booking queue has stopped".into()))?;
         let (answer, answered) = oneshot::channel();
         crate::metrics::writer_queued(1);
-        if queue.send((values(rows), answer)).await.is_err() {
-            crate::metrics::writer_queued(-1);
-            return Err(DbErr::Custom("the booking queue has stopped".into()));
-        }
+        permit.send(Job {
+            values: values(rows),
+            order: (
+                rows.appointment.practitioner_id,
+                rows.appointment.blocked_from,
+            ),
+            answer,
+        });
         answered
             .await
             .map_err(|_| DbErr::Custom("the booking queue dropped a booking".into()))?
@@ -218,40 +238,61 @@ async fn work(db: DatabaseConnection, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
         }
         crate::metrics::writer_queued(-i32::try_from(jobs.len()).unwrap_or(i32::MAX));
         crate::metrics::writer_batch(jobs.len());
-        write_batch(&db, jobs).await;
+        // In a task of its own, so that a panic costs this batch's answers, not the worker.
+        if let Err(e) = tokio::spawn(write_batch(db.clone(), jobs)).await {
+            tracing::error!(error = %e, "a batch of bookings was not answered");
+        }
     }
 }
 
 /// Writes `jobs` and answers each: in one statement, and on their own those that cannot be
 /// answered from it.
-async fn write_batch(db: &DatabaseConnection, jobs: Vec<Job>) {
-    let outcomes = if jobs.len() == 1 {
-        Err(DbErr::Custom("a batch of one".into()))
-    } else {
-        insert_many(db, jobs.iter().map(|(values, _)| values.clone()).collect()).await
-    };
-    let mut alone = Vec::new();
-    match outcomes {
+async fn write_batch(db: DatabaseConnection, mut jobs: Vec<Job>) {
+    if jobs.len() == 1 {
+        return write_alone(&db, jobs).await;
+    }
+    jobs.sort_by_key(|job| job.order);
+    let bookings = jobs.iter().map(|job| job.values.clone()).collect();
+    match insert_many(&db, bookings).await {
         Ok(outcomes) => {
-            for ((values, answer), outcome) in jobs.into_iter().zip(outcomes) {
+            let mut again = Vec::new();
+            for (job, outcome) in jobs.into_iter().zip(outcomes) {
                 match outcome {
-                    Outcome::Again => alone.push((values, answer)),
-                    Outcome::Done(result) => {
-                        // A caller that went away has its booking all the same.
-                        let _ = answer.send(result);
-                    }
+                    Outcome::Again => again.push(job),
+                    // A caller that went away has its booking all the same.
+                    Outcome::Done(result) => drop(job.answer.send(result)),
                 }
             }
+            write_alone(&db, again).await;
+        }
+        Err(e) if is_refused_by_server(&e) => {
+            tracing::warn!(error = %e, "a batch of bookings was refused as a whole; writing each alone");
+            write_alone(&db, jobs).await;
         }
         Err(e) => {
-            if jobs.len() > 1 {
-                tracing::warn!("a batch of bookings failed as a whole; writing each alone: {e}");
+            for job in jobs {
+                let _ = job.answer.send(Err(e.clone()));
             }
-            alone = jobs;
         }
     }
-    for (values, answer) in alone {
-        let _ = answer.send(insert_values(db, values).await);
+}
+
+/// Writes each of `jobs` in a transaction of its own, all at once.
+async fn write_alone(db: &DatabaseConnection, jobs: Vec<Job>) {
+    futures_util::future::join_all(jobs.into_iter().map(|job| async move {
+        let _ = job.answer.send(insert_values(db, job.values).await);
+    }))
+    .await;
+}
+
+/// Whether the database answered the statement with an error: it then rolled its transaction
+/// back, and nothing of it was committed.
+fn is_refused_by_server(err: &DbErr) -> bool {
+    match err {
+        DbErr::Query(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e)) => {
+            matches!(**e, sea_orm::sqlx::Error::Database(_))
+        }
+        _ => false,
     }
 }
 
@@ -289,27 +330,40 @@ async fn insert_many(
         ))
         .await?;
     let mut outcomes: Vec<Option<Outcome>> = (0..count).map(|_| None).collect();
+    // The statement has committed: from here on every booking gets an answer of its own.
     for row in rows {
-        let turn: i32 = row.try_get("", "turn")?;
-        let slot = usize::try_from(turn)
-            .ok()
+        let turn = row.try_get::<i32>("", "turn").ok();
+        if let Some(slot) = turn
+            .and_then(|turn| usize::try_from(turn).ok())
             .and_then(|turn| outcomes.get_mut(turn))
-            .ok_or_else(|| DbErr::Custom(format!("a batch answered for booking {turn}")))?;
-        let state: Option<String> = row.try_get("", "error_state")?;
-        *slot = Some(match state {
-            Some(state) if matches!(state.as_str(), "40P01" | "40001") => Outcome::Again,
-            Some(state) => Outcome::Done(Err(super::refusal(
-                &state,
-                &row.try_get::<Option<String>>("", "error_message")?
-                    .unwrap_or_default(),
-            ))),
-            None => Outcome::Done(patient::Model::from_query_result(&row, "")),
-        });
+        {
+            *slot = Some(outcome(&row));
+        }
     }
     Ok(outcomes
         .into_iter()
         .map(|o| o.unwrap_or(Outcome::Done(Err(DbErr::RecordNotFound("patient".into())))))
         .collect())
+}
+
+/// One booking's row of a batch's answer.
+fn outcome(row: &QueryResult) -> Outcome {
+    let state = match row.try_get::<Option<String>>("", "error_state") {
+        Ok(state) => state,
+        Err(e) => return Outcome::Done(Err(e)),
+    };
+    match state {
+        Some(state) if matches!(state.as_str(), "40P01" | "40001") => Outcome::Again,
+        Some(state) => {
+            let message = row
+                .try_get::<Option<String>>("", "error_message")
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            Outcome::Done(Err(super::refusal(&state, &message)))
+        }
+        None => Outcome::Done(patient::Model::from_query_result(row, "")),
+    }
 }
 
 /// The rendered emails as the function reads them: one array per column, one element per
