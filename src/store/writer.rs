@@ -312,8 +312,9 @@ async fn own_connection(db: &DatabaseConnection) -> Option<DatabaseConnection> {
 /// How often [`checkpoints`] copies the WAL back into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 /// WAL frames (pages) past which [`checkpoints`] makes the next batch start the WAL over:
-/// 16,384 pages is 64 MiB at SQLite's default page size.
-const WAL_RESTART_FRAMES: i64 = 16_384;
+/// 65,536 pages is 256 MiB at SQLite's default page size, a few seconds of the load run's
+/// writes, so the wait it costs the writer is rare.
+const WAL_RESTART_FRAMES: i64 = 65_536;
 
 /// Checkpoints the WAL from the shared pool every [`CHECKPOINT_EVERY`] while the writer has its
 /// own connection: PASSIVE, so it copies what no reader still needs, runs on another
