@@ -33,9 +33,6 @@ use crate::config::DatabaseSettings;
 
 /// SQLite's `cache_size` for every connection: negative is KiB.
 const SQLITE_CACHE_SIZE: &str = "-1024";
-/// SQLite's `journal_size_limit` in bytes (64 MiB): how much of a WAL file is kept when the
-/// log starts over.
-const SQLITE_WAL_SIZE_LIMIT: &str = "67108864";
 
 /// Opens the pool. SQLite gets WAL, `synchronous=FULL` (a confirmed booking survives a power
 /// cut), foreign keys, a busy timeout and a 1 MiB page cache; its parent folder is created on
@@ -71,9 +68,6 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
                 // pooled connection full that was a quarter of the resident memory under load,
                 // and pages it no longer holds are a read from the OS's file cache away.
                 .pragma("cache_size", SQLITE_CACHE_SIZE)
-                // When the WAL starts over (see `writer::checkpoints`), a file that grew past
-                // this under load is cut back to it rather than kept at its largest.
-                .pragma("journal_size_limit", SQLITE_WAL_SIZE_LIMIT)
         });
     }
     if !is_sqlite && says_nothing_about_tls(url, |name| std::env::var_os(name).is_some()) {
