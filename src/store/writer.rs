@@ -364,6 +364,30 @@ async fn wal_checkpoint(db: &DatabaseConnection, mode: &str) -> Result<i64, DbEr
     })
 }
 
+/// How long the writer's restart checkpoint waits for readers of older snapshots: a reader
+/// that holds one longer (a large export, say) costs the queued bookings no more than this,
+/// and the next tick asks again.
+const RESTART_WAIT_MS: i64 = 20;
+
+/// Starts the WAL over (see [`checkpoints`]), waiting at most [`RESTART_WAIT_MS`] for readers;
+/// the connection's own busy timeout is put back afterwards.
+async fn restart_wal(db: &DatabaseConnection) -> Result<(), DbErr> {
+    let previous: i64 = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            DbBackend::Sqlite,
+            "PRAGMA busy_timeout",
+        ))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("busy_timeout".into()))?
+        .try_get_by_index(0)?;
+    db.execute_unprepared(&format!("PRAGMA busy_timeout = {RESTART_WAIT_MS}"))
+        .await?;
+    let restarted = wal_checkpoint(db, "RESTART").await;
+    db.execute_unprepared(&format!("PRAGMA busy_timeout = {previous}"))
+        .await?;
+    restarted.map(|_| ())
+}
+
 /// The writer task: one batch at a time, until every `Writer` is dropped.
 async fn run(shared: DatabaseConnection, mut queue: mpsc::Receiver<Ticket>, restart_past: i64) {
     let restart = Arc::new(AtomicBool::new(false));
@@ -446,7 +470,7 @@ async fn run(shared: DatabaseConnection, mut queue: mpsc::Receiver<Ticket>, rest
             let _ = answer.send(result.clone());
         }
         if restart.swap(false, Ordering::Relaxed)
-            && let Err(e) = wal_checkpoint(&db, "RESTART").await
+            && let Err(e) = restart_wal(&db).await
         {
             tracing::warn!(error = %e, "a WAL restart failed; a later batch tries again");
         }
@@ -516,6 +540,35 @@ mod tests {
         .iter()
         .map(|r| r.try_get::<i64>("", "v").expect("v"))
         .collect()
+    }
+
+    #[tokio::test]
+    async fn a_restart_that_meets_a_long_reader_gives_up_and_puts_the_busy_timeout_back() {
+        let (_dir, db) = sqlite().await;
+        let own = own_connection(&db).await.expect("own connection");
+        own.execute_unprepared("INSERT INTO t (v) VALUES (1)")
+            .await
+            .expect("insert");
+        // A reader that holds its snapshot, and a write after it.
+        let reader = db.begin().await.expect("begin");
+        assert_eq!(count(&reader, 1).await.expect("read"), 1);
+        own.execute_unprepared("INSERT INTO t (v) VALUES (2)")
+            .await
+            .expect("insert");
+        restart_wal(&own).await.expect("gives up without failing");
+        let timeout: i64 = own
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "PRAGMA busy_timeout",
+            ))
+            .await
+            .expect("pragma")
+            .expect("row")
+            .try_get_by_index(0)
+            .expect("value");
+        assert_eq!(timeout, 5_000);
+        reader.commit().await.expect("end the read");
+        assert_eq!(values(&db).await, vec![1, 2]);
     }
 
     #[tokio::test]
