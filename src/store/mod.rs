@@ -31,6 +31,9 @@ use sea_orm::{
 
 use crate::config::DatabaseSettings;
 
+/// How long a SQLite connection waits for a lock another holds before it gives up.
+pub(crate) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// SQLite's `cache_size` for every connection: negative is KiB.
 const SQLITE_CACHE_SIZE: &str = "-1024";
 
@@ -62,7 +65,7 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
         options.map_sqlx_sqlite_opts(|opts| {
             opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
-                .busy_timeout(Duration::from_secs(5))
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true)
                 // 1 MiB of page cache per connection rather than SQLite's 2 MiB: with every
                 // pooled connection full that was a quarter of the resident memory under load,
