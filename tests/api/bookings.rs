@@ -504,6 +504,11 @@ async fn overlapping_requests_for_services_of_different_lengths_never_double_boo
     assert_no_overlaps(&app).await;
 }
 
+/// The `i`th request's instance, when requests alternate between two.
+fn alternately<'a>(i: usize, first: &'a str, second: &'a str) -> &'a str {
+    if i.is_multiple_of(2) { first } else { second }
+}
+
 #[tokio::test]
 async fn two_instances_on_one_database_never_double_book() {
     let app = spawn_app_with(|s| s.rate_limit.enabled = false).await;
@@ -517,11 +522,7 @@ async fn two_instances_on_one_database_never_double_book() {
     // Both instances at once, on overlapping starts 15 minutes apart.
     let requests = (0..40)
         .map(|i| {
-            let base = if i % 2 == 0 {
-                &app.address
-            } else {
-                &second_address
-            };
+            let base = alternately(i, &app.address, &second_address);
             (
                 format!("{base}/api/v1/bookings"),
                 booking_body(&service, &free[(i / 4) % 6], &format!("r{i}@example.com")),
@@ -557,11 +558,7 @@ async fn refused_bookings_among_concurrent_ones_leave_every_other_booking_in_pla
     }
     let requests = (0..wanted.len() * 3)
         .map(|i| {
-            let base = if i % 2 == 0 {
-                &app.address
-            } else {
-                &second_address
-            };
+            let base = alternately(i, &app.address, &second_address);
             (
                 format!("{base}/api/v1/bookings"),
                 booking_body(
